@@ -1,0 +1,254 @@
+package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configopaque"
+)
+
+// Config is the device schema of the "SMTP push device", flattened onto a
+// collector receiver block. Device fields keep the device's own names so a
+// device definition moves over key for key; options the device does not have
+// (marked "extension") sit beside them with defaults that keep the device's
+// behaviour.
+type Config struct {
+	// Device identity: becomes resource attributes of every record.
+	ID          int64    `mapstructure:"id"`
+	Name        string   `mapstructure:"name"`
+	Description string   `mapstructure:"description"`
+	Tags        []string `mapstructure:"tags"`
+	// Status false disables the device: the receiver starts no listener.
+	Status bool `mapstructure:"status"`
+
+	// Server.
+	Address  string              `mapstructure:"address"`
+	Port     int                 `mapstructure:"port"`
+	Username string              `mapstructure:"username"`
+	Password configopaque.String `mapstructure:"password"`
+	// Timeout is the idle timeout of a connection in seconds: the time a
+	// client has to send one complete command line, and the time a write to
+	// the client may take.
+	Timeout int `mapstructure:"timeout"`
+
+	// Performance.
+	Reuse          bool `mapstructure:"reuse"`
+	Workers        int  `mapstructure:"workers"`
+	BufferSize     int  `mapstructure:"buffer_size"`
+	StatsFrequency int  `mapstructure:"stats_frequency"`
+
+	TLS TLSConfig `mapstructure:"tls"`
+
+	// Extensions: limits.
+	MaxMessageBytes         int64    `mapstructure:"max_message_bytes"`
+	MaxRecipients           int      `mapstructure:"max_recipients"`
+	MaxLineLength           int      `mapstructure:"max_line_length"`
+	DataTimeout             int      `mapstructure:"data_timeout"`
+	MaxConnections          int      `mapstructure:"max_connections"`
+	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
+	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
+	TrustedNetworks         []string `mapstructure:"trusted_networks"`
+
+	// Extensions: server identity, security and sockets.
+	Domain string `mapstructure:"domain"`
+	// ServiceRoot is the directory relative TLS file names are resolved
+	// against; empty means the collector's working directory.
+	ServiceRoot string `mapstructure:"service_root"`
+	// RequireTLS refuses MAIL before STARTTLS. Unset: true when TLS is on and
+	// credentials are set.
+	RequireTLS *bool `mapstructure:"require_tls"`
+	// CredentialsFile names an htpasswd file of bcrypt hashes, for more than
+	// one account.
+	CredentialsFile string `mapstructure:"credentials_file"`
+	// SocketReceiveBuffer sets SO_RCVBUF when > 0. Unset keeps the kernel's
+	// autotuning, which is nearly always faster.
+	SocketReceiveBuffer int `mapstructure:"socket_receive_buffer"`
+
+	// Extensions: how a message becomes a record.
+	BodyFormat                string `mapstructure:"body_format"`
+	HTMLToText                bool   `mapstructure:"html_to_text"`
+	MaxBodyBytes              int    `mapstructure:"max_body_bytes"`
+	MaxHeaderBytes            int    `mapstructure:"max_header_bytes"`
+	MaxMIMEDepth              int    `mapstructure:"max_mime_depth"`
+	MaxMIMEParts              int    `mapstructure:"max_mime_parts"`
+	IncludeAttachmentContent  bool   `mapstructure:"include_attachment_content"`
+	MaxAttachmentContentBytes int    `mapstructure:"max_attachment_content_bytes"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// TLSConfig is the device's tls block plus extensions.
+type TLSConfig struct {
+	Status   bool   `mapstructure:"status"`
+	CertName string `mapstructure:"cert_name"`
+	KeyName  string `mapstructure:"key_name"`
+
+	// Extensions.
+	// Implicit serves TLS from the first byte (SMTPS, port 465 style)
+	// instead of offering STARTTLS.
+	Implicit bool `mapstructure:"implicit"`
+	// MinVersion is "1.2" (default) or "1.3".
+	MinVersion string `mapstructure:"min_version"`
+	// ReloadInterval, in seconds, re-reads the certificate and key; 0 never.
+	ReloadInterval int `mapstructure:"reload_interval"`
+	// ClientCAFile turns on mutual TLS: clients must present a certificate
+	// signed by one of these CAs.
+	ClientCAFile string `mapstructure:"client_ca_file"`
+
+	// prevent unkeyed literal initialization
+	_ struct{}
+}
+
+// Body formats of the record.
+const (
+	BodyFormatMap  = "map"
+	BodyFormatJSON = "json"
+)
+
+// portUnset marks a port the user did not give: the device schema makes
+// port required, and 0 is a valid value (an ephemeral port, for tests).
+const portUnset = -1
+
+var _ component.Config = (*Config)(nil)
+
+// Validate checks the configuration; each error names the field and the fix.
+func (cfg *Config) Validate() error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	switch {
+	case cfg.Port == portUnset:
+		add("port", "is required; set it to the TCP port to listen on, e.g. port: 2525")
+	case cfg.Port < 0 || cfg.Port > 65535:
+		add("port", "must be between 1 and 65535 (0 picks a free port), got %d", cfg.Port)
+	}
+	if cfg.Address == "" {
+		add("address", `must not be empty; use "0.0.0.0" for all interfaces or "127.0.0.1" for local only`)
+	} else if strings.Contains(cfg.Address, ":") && !strings.HasPrefix(cfg.Address, "[") {
+		if _, err := netip.ParseAddr(cfg.Address); err != nil {
+			add("address", "must be a host name or IP address without a port (the port goes in port), got %q", cfg.Address)
+		}
+	}
+	positive := []struct {
+		field string
+		value int64
+		fix   string
+	}{
+		{"timeout", int64(cfg.Timeout), "seconds, e.g. timeout: 15"},
+		{"workers", int64(cfg.Workers), "e.g. workers: 4"},
+		{"buffer_size", int64(cfg.BufferSize), "bytes, e.g. buffer_size: 9000"},
+		{"stats_frequency", int64(cfg.StatsFrequency), "seconds, e.g. stats_frequency: 300"},
+		{"max_message_bytes", cfg.MaxMessageBytes, "bytes, e.g. max_message_bytes: 26214400"},
+		{"max_recipients", int64(cfg.MaxRecipients), "e.g. max_recipients: 100"},
+		{"max_line_length", int64(cfg.MaxLineLength), "bytes, e.g. max_line_length: 4096"},
+		{"data_timeout", int64(cfg.DataTimeout), "seconds, e.g. data_timeout: 600"},
+		{"max_connections", int64(cfg.MaxConnections), "e.g. max_connections: 1000"},
+		{"max_connections_per_client", int64(cfg.MaxConnectionsPerClient), "e.g. max_connections_per_client: 50"},
+		{"max_auth_failures", int64(cfg.MaxAuthFailures), "e.g. max_auth_failures: 3"},
+		{"max_body_bytes", int64(cfg.MaxBodyBytes), "bytes, e.g. max_body_bytes: 4194304"},
+		{"max_header_bytes", int64(cfg.MaxHeaderBytes), "bytes, e.g. max_header_bytes: 1048576"},
+		{"max_mime_depth", int64(cfg.MaxMIMEDepth), "e.g. max_mime_depth: 20"},
+		{"max_mime_parts", int64(cfg.MaxMIMEParts), "e.g. max_mime_parts: 500"},
+		{"max_attachment_content_bytes", int64(cfg.MaxAttachmentContentBytes), "bytes, e.g. max_attachment_content_bytes: 1048576"},
+	}
+	for _, p := range positive {
+		if p.value <= 0 {
+			add(p.field, "must be greater than 0, got %d; set it in %s", p.value, p.fix)
+		}
+	}
+	if cfg.BufferSize > 0 && cfg.BufferSize < 512 {
+		add("buffer_size", "must be at least 512 bytes, got %d", cfg.BufferSize)
+	}
+	if cfg.SocketReceiveBuffer < 0 {
+		add("socket_receive_buffer", "must be 0 (kernel autotuning) or a size in bytes, got %d", cfg.SocketReceiveBuffer)
+	}
+	if cfg.MaxConnectionsPerClient > cfg.MaxConnections && cfg.MaxConnections > 0 {
+		add("max_connections_per_client", "must not exceed max_connections (%d), got %d", cfg.MaxConnections, cfg.MaxConnectionsPerClient)
+	}
+	for i, n := range cfg.TrustedNetworks {
+		if _, err := parseNetwork(n); err != nil {
+			add(fmt.Sprintf("trusted_networks[%d]", i), "%q is not a CIDR or IP address, e.g. 10.0.0.0/8 or 192.0.2.7", n)
+		}
+	}
+	switch {
+	case cfg.Username != "" && cfg.Password == "":
+		add("password", "is required when username is set; set both to turn on AUTH, or neither")
+	case cfg.Username == "" && cfg.Password != "":
+		add("username", "is required when password is set; set both to turn on AUTH, or neither")
+	}
+	if cfg.CredentialsFile != "" && cfg.Username != "" {
+		add("credentials_file", "cannot be combined with username/password; put every account in the file")
+	}
+	switch cfg.BodyFormat {
+	case BodyFormatMap, BodyFormatJSON:
+	default:
+		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
+	}
+	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {
+		add("require_tls", "needs tls.status: true (there is no TLS to require); turn TLS on or remove require_tls")
+	}
+	return errors.Join(errs...)
+}
+
+func (t *TLSConfig) validate() error {
+	var errs []error
+	if t.Status {
+		if t.CertName == "" {
+			errs = append(errs, errors.New("tls.cert_name: is required when tls.status is true; name the certificate file (PEM) in the service root, e.g. cert_name: smtp.crt"))
+		}
+		if t.KeyName == "" {
+			errs = append(errs, errors.New("tls.key_name: is required when tls.status is true; name the private key file (PEM) in the service root, e.g. key_name: smtp.key"))
+		}
+	} else if t.Implicit {
+		errs = append(errs, errors.New("tls.implicit: needs tls.status: true with cert_name and key_name"))
+	}
+	switch t.MinVersion {
+	case "", "1.2", "1.3":
+	default:
+		errs = append(errs, fmt.Errorf("tls.min_version: must be \"1.2\" or \"1.3\", got %q (TLS 1.0 and 1.1 are not offered)", t.MinVersion))
+	}
+	if t.ReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("tls.reload_interval: must be 0 (never) or a number of seconds, got %d", t.ReloadInterval))
+	}
+	return errors.Join(errs...)
+}
+
+// requireTLS says whether MAIL must wait for STARTTLS.
+func (cfg *Config) requireTLS() bool {
+	if cfg.RequireTLS != nil {
+		return *cfg.RequireTLS
+	}
+	return cfg.TLS.Status && cfg.authEnabled()
+}
+
+// authEnabled says whether clients must authenticate before MAIL.
+func (cfg *Config) authEnabled() bool {
+	return cfg.Username != "" || cfg.CredentialsFile != ""
+}
+
+// parseNetwork accepts a CIDR or a lone IP address (a /32 or /128).
+func parseNetwork(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// listenAddress joins address and port for net.Listen.
+func (cfg *Config) listenAddress() string {
+	return net.JoinHostPort(strings.Trim(cfg.Address, "[]"), fmt.Sprint(cfg.Port))
+}

@@ -1,0 +1,74 @@
+package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
+)
+
+// Defaults of the device schema (smtp-device spec) and of the extensions.
+const (
+	defaultAddress        = "0.0.0.0"
+	defaultTimeout        = 15
+	defaultWorkers        = 4
+	defaultBufferSize     = 9000
+	defaultStatsFrequency = 300
+
+	defaultMaxMessageBytes           = 25 << 20
+	defaultMaxRecipients             = 100
+	defaultMaxLineLength             = 4096
+	defaultDataTimeout               = 600
+	defaultMaxConnections            = 1000
+	defaultMaxConnectionsPerClient   = 50
+	defaultMaxAuthFailures           = 3
+	defaultDomain                    = "localhost"
+	defaultMaxBodyBytes              = 4 << 20
+	defaultMaxHeaderBytes            = 1 << 20
+	defaultMaxMIMEDepth              = 20
+	defaultMaxMIMEParts              = 500
+	defaultMaxAttachmentContentBytes = 1 << 20
+)
+
+// NewFactory returns the factory of the smtp receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		receiver.WithLogs(createLogs, metadata.LogsStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		Status:                    true,
+		Address:                   defaultAddress,
+		Port:                      portUnset,
+		Timeout:                   defaultTimeout,
+		Workers:                   defaultWorkers,
+		BufferSize:                defaultBufferSize,
+		StatsFrequency:            defaultStatsFrequency,
+		MaxMessageBytes:           defaultMaxMessageBytes,
+		MaxRecipients:             defaultMaxRecipients,
+		MaxLineLength:             defaultMaxLineLength,
+		DataTimeout:               defaultDataTimeout,
+		MaxConnections:            defaultMaxConnections,
+		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
+		MaxAuthFailures:           defaultMaxAuthFailures,
+		TrustedNetworks:           []string{"127.0.0.0/8", "::1/128"},
+		Domain:                    defaultDomain,
+		BodyFormat:                BodyFormatMap,
+		MaxBodyBytes:              defaultMaxBodyBytes,
+		MaxHeaderBytes:            defaultMaxHeaderBytes,
+		MaxMIMEDepth:              defaultMaxMIMEDepth,
+		MaxMIMEParts:              defaultMaxMIMEParts,
+		MaxAttachmentContentBytes: defaultMaxAttachmentContentBytes,
+	}
+}
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	return newReceiver(set, cfg.(*Config), next)
+}
