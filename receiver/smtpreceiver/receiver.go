@@ -2,21 +2,386 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"runtime"
+	"sync"
+	"time"
 
+	"github.com/emersion/go-smtp"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/receiver"
+	"go.opentelemetry.io/collector/receiver/receiverhelper"
+	"go.uber.org/zap"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
+// forcedCloseWait bounds how long Shutdown waits for sessions after it has
+// closed their connections, when its context has already ended.
+const forcedCloseWait = 5 * time.Second
+
 type smtpReceiver struct {
-	set  receiver.Settings
-	cfg  *Config
-	next consumer.Logs
+	set       receiver.Settings
+	cfg       *Config
+	next      consumer.Logs
+	obsrecv   *receiverhelper.ObsReport
+	telemetry *metadata.TelemetryBuilder
+
+	resource  pcommon.Resource
+	convOpts  mailconv.Options
+	creds     credentials
+	throttle  *authThrottle
+	limiter   *connLimiter
+	tlsConfig *tls.Config
+
+	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
+	// only when its own deadline has passed.
+	consumeCtx    context.Context
+	cancelConsume context.CancelFunc
+
+	workers  []*worker
+	serveWG  sync.WaitGroup
+	statsWG  sync.WaitGroup
+	stopStat chan struct{}
+
+	connsMu  sync.Mutex
+	conns    map[*trackedConn]struct{}
+	connsWG  sync.WaitGroup
+	stopping bool
+}
+
+// worker is one SMTP listener with its own go-smtp server.
+type worker struct {
+	r      *smtpReceiver
+	index  int
+	server *smtp.Server
+	ln     net.Listener
+	stats  workerStats
+	attrs  workerAttrs
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpReceiver, error) {
-	return &smtpReceiver{set: set, cfg: cfg, next: next}, nil
+	obsrecv, err := receiverhelper.NewObsReport(receiverhelper.ObsReportSettings{
+		ReceiverID:             set.ID,
+		Transport:              "tcp",
+		ReceiverCreateSettings: set,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &smtpReceiver{
+		set:      set,
+		cfg:      cfg,
+		next:     next,
+		obsrecv:  obsrecv,
+		resource: deviceResource(set.ID, cfg),
+		convOpts: conversionOptions(cfg),
+		conns:    make(map[*trackedConn]struct{}),
+	}, nil
 }
 
-func (r *smtpReceiver) Start(context.Context, component.Host) error { return nil }
-func (r *smtpReceiver) Shutdown(context.Context) error           { return nil }
+// deviceResource carries the device identity onto every record.
+func deviceResource(id component.ID, cfg *Config) pcommon.Resource {
+	res := pcommon.NewResource()
+	attrs := res.Attributes()
+	name := cfg.Name
+	if name == "" {
+		name = id.Name()
+	}
+	if name == "" {
+		name = id.String()
+	}
+	attrs.PutStr("device.type", "smtp")
+	attrs.PutStr("device.name", name)
+	if cfg.ID != 0 {
+		attrs.PutInt("device.id", cfg.ID)
+	}
+	if cfg.Description != "" {
+		attrs.PutStr("device.description", cfg.Description)
+	}
+	if len(cfg.Tags) > 0 {
+		tags := attrs.PutEmptySlice("device.tags")
+		for _, t := range cfg.Tags {
+			tags.AppendEmpty().SetStr(t)
+		}
+	}
+	return res
+}
+
+func conversionOptions(cfg *Config) mailconv.Options {
+	return mailconv.Options{
+		BodyFormat:                cfg.BodyFormat,
+		HTMLToText:                cfg.HTMLToText,
+		MaxBodyBytes:              cfg.MaxBodyBytes,
+		MaxHeaderBytes:            cfg.MaxHeaderBytes,
+		MaxDepth:                  cfg.MaxMIMEDepth,
+		MaxParts:                  cfg.MaxMIMEParts,
+		IncludeAttachmentContent:  cfg.IncludeAttachmentContent,
+		MaxAttachmentContentBytes: cfg.MaxAttachmentContentBytes,
+	}
+}
+
+// Start binds every listener before it returns, so a port in use fails the
+// collector's start with a clear error; serving happens in goroutines.
+func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
+	logger := r.set.Logger
+	if !r.cfg.Status {
+		logger.Info("SMTP device is disabled (status: false); no listener started")
+		return nil
+	}
+
+	var err error
+	if r.creds, err = loadCredentials(r.cfg); err != nil {
+		return err
+	}
+	if r.cfg.TLS.Status {
+		if r.tlsConfig, err = r.loadTLS(ctx); err != nil {
+			return err
+		}
+	} else if r.cfg.authEnabled() {
+		logger.Warn("AUTH is enabled without TLS: passwords cross the network in clear text; set tls.status: true with cert_name and key_name")
+	}
+	if r.telemetry, err = metadata.NewTelemetryBuilder(r.set.TelemetrySettings); err != nil {
+		return err
+	}
+	r.limiter = newConnLimiter(r.cfg)
+	r.throttle = newAuthThrottle(r.limiter.isTrusted)
+	r.consumeCtx, r.cancelConsume = context.WithCancel(context.Background())
+
+	count := 1
+	if r.cfg.Reuse {
+		count = r.cfg.Workers
+		if cores := runtime.NumCPU(); count > cores {
+			logger.Info("workers capped at the number of CPU cores",
+				zap.Int("workers", r.cfg.Workers), zap.Int("cores", cores))
+			count = cores
+		}
+	}
+
+	addr := r.cfg.listenAddress()
+	for i := range count {
+		ln, err := listen(ctx, addr, r.cfg.Reuse, r.cfg.SocketReceiveBuffer)
+		if err != nil {
+			r.closeListeners()
+			r.workers = nil
+			r.telemetry.Shutdown()
+			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
+		}
+		if i == 0 && r.cfg.Port == 0 {
+			// Port 0 picks a free port; the other workers share that one.
+			addr = ln.Addr().String()
+		}
+		r.workers = append(r.workers, r.newWorker(i, ln))
+	}
+
+	for _, w := range r.workers {
+		r.serveWG.Add(1)
+		go func() {
+			defer r.serveWG.Done()
+			w.serve(host)
+		}()
+	}
+	r.stopStat = make(chan struct{})
+	r.statsWG.Add(1)
+	go func() {
+		defer r.statsWG.Done()
+		r.reportStats(time.Duration(r.cfg.StatsFrequency) * time.Second)
+	}()
+
+	logger.Info("SMTP receiver listening",
+		zap.String("address", r.workers[0].ln.Addr().String()),
+		zap.Int("workers", len(r.workers)),
+		zap.Bool("tls", r.cfg.TLS.Status),
+		zap.Bool("implicit_tls", r.cfg.TLS.Implicit),
+		zap.Bool("auth", r.cfg.authEnabled()))
+	return nil
+}
+
+func listenHint(err error) string {
+	switch {
+	case errors.Is(err, errAddrInUse):
+		return " (another process already uses this port: stop it or choose another port)"
+	case errors.Is(err, errPermission):
+		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE: sudo setcap 'cap_net_bind_service=+ep' <collector binary>, or use a port above 1023)"
+	}
+	return ""
+}
+
+func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
+	w := &worker{r: r, index: index, attrs: newWorkerAttrs(index)}
+	var implicit *tls.Config
+	if r.tlsConfig != nil && r.cfg.TLS.Implicit {
+		implicit = r.tlsConfig
+	}
+	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
+
+	s := smtp.NewServer(&backend{w: w})
+	s.Domain = r.cfg.Domain
+	s.MaxMessageBytes = r.cfg.MaxMessageBytes
+	s.MaxLineLength = r.cfg.MaxLineLength
+	// Recipients are counted in the session, which also records the metric.
+	s.MaxRecipients = 0
+	s.ReadTimeout = time.Duration(r.cfg.Timeout) * time.Second
+	s.WriteTimeout = time.Duration(r.cfg.Timeout) * time.Second
+	s.EnableSMTPUTF8 = true
+	// With TLS configured AUTH waits for it; without, the device's plain
+	// username/password still works (Start has logged a warning).
+	s.AllowInsecureAuth = r.tlsConfig == nil
+	if r.tlsConfig != nil && !r.cfg.TLS.Implicit {
+		s.TLSConfig = r.tlsConfig
+	}
+	// go-smtp's own log lines carry connection errors of misbehaving clients;
+	// they belong at debug level. Its Debug writer is never set: it would
+	// log AUTH credentials.
+	s.ErrorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
+	w.server = s
+	return w
+}
+
+func (w *worker) serve(host component.Host) {
+	err := w.server.Serve(w.ln)
+	if err == nil || w.r.isStopping() {
+		return
+	}
+	w.stats.failed.Store(true)
+	w.r.set.Logger.Error("SMTP listener stopped", zap.Int("worker", w.index), zap.Error(err))
+	// One failed worker leaves the others serving; the component is only
+	// fatally broken when none is left.
+	if w.r.allWorkersFailed() {
+		componentstatus.ReportStatus(host, componentstatus.NewFatalErrorEvent(err))
+	} else {
+		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
+	}
+}
+
+func (r *smtpReceiver) allWorkersFailed() bool {
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	failed := 0
+	for _, w := range r.workers {
+		if w.stats.failed.Load() {
+			failed++
+		}
+	}
+	return failed == len(r.workers)
+}
+
+func (r *smtpReceiver) isStopping() bool {
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	return r.stopping
+}
+
+// track registers a new connection, unless Shutdown has begun; Shutdown
+// waits for every tracked connection to close.
+func (r *smtpReceiver) track(c *trackedConn) bool {
+	r.connsMu.Lock()
+	defer r.connsMu.Unlock()
+	if r.stopping {
+		return false
+	}
+	r.conns[c] = struct{}{}
+	r.connsWG.Add(1)
+	c.w.sessionOpened()
+	return true
+}
+
+func (r *smtpReceiver) untrack(c *trackedConn) {
+	r.connsMu.Lock()
+	delete(r.conns, c)
+	r.connsMu.Unlock()
+	r.limiter.release(c.ip)
+	if c.tlsStarted.Load() && !c.tlsDone.Load() {
+		c.w.tlsHandshake(false)
+	}
+	c.w.sessionClosed()
+	r.connsWG.Done()
+}
+
+func (r *smtpReceiver) closeListeners() {
+	for _, w := range r.workers {
+		_ = w.ln.Close()
+	}
+}
+
+// Shutdown stops accepting, lets sessions in DATA finish their message
+// within ctx (idle sessions get 421 at once), then closes what is left.
+func (r *smtpReceiver) Shutdown(ctx context.Context) error {
+	if len(r.workers) == 0 {
+		return nil // never started, or disabled
+	}
+	r.connsMu.Lock()
+	if r.stopping {
+		r.connsMu.Unlock()
+		return nil
+	}
+	r.stopping = true
+	conns := make([]*trackedConn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.connsMu.Unlock()
+
+	r.closeListeners()
+	for _, c := range conns {
+		c.drain()
+	}
+
+	var err error
+	if !waitTimeout(&r.connsWG, ctx.Done(), nil) {
+		err = ctx.Err()
+		r.cancelConsume()
+	}
+	for _, w := range r.workers {
+		_ = w.server.Close() // closes the connections still open
+	}
+	r.serveWG.Wait()
+	if !waitTimeout(&r.connsWG, nil, time.After(forcedCloseWait)) {
+		r.set.Logger.Warn("SMTP sessions still running after shutdown")
+	}
+	r.cancelConsume()
+	close(r.stopStat)
+	r.statsWG.Wait()
+	r.telemetry.Shutdown()
+	return err
+}
+
+// waitTimeout waits for wg until either channel fires; it reports whether
+// wg finished.
+func waitTimeout(wg *sync.WaitGroup, a <-chan struct{}, b <-chan time.Time) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-a:
+	case <-b:
+	}
+	return false
+}
+
+// zapWriter turns go-smtp's log lines into debug logs.
+type zapWriter struct{ logger *zap.Logger }
+
+func (z *zapWriter) Write(p []byte) (int, error) {
+	z.logger.Debug("smtp server", zap.String("message", string(trimNewline(p))))
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}

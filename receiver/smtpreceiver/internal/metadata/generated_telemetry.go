@@ -29,6 +29,7 @@ type TelemetryBuilder struct {
 	SMTPAuthAttempts         metric.Int64Counter
 	SMTPConnectionsRejected  metric.Int64Counter
 	SMTPConsumeDuration      metric.Float64Histogram
+	SMTPMessageByteRate      metric.Float64Gauge
 	SMTPMessageBytesReceived metric.Int64Counter
 	SMTPMessageRate          metric.Float64Gauge
 	SMTPMessagesAccepted     metric.Int64Counter
@@ -87,6 +88,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithDescription("Time the logs pipeline took to accept one message (ConsumeLogs), the wait before the DATA reply. [Alpha]"),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries([]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPMessageByteRate, err = builder.meter.Float64Gauge(
+		"otelcol_smtp_message_byte_rate",
+		metric.WithDescription("Message bytes received per second over the last stats_frequency interval. [Alpha]"),
+		metric.WithUnit("By/s"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPMessageBytesReceived, err = builder.meter.Int64Counter(

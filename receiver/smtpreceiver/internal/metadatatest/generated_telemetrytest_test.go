@@ -22,6 +22,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPAuthAttempts.Add(context.Background(), 1)
 	tb.SMTPConnectionsRejected.Add(context.Background(), 1)
 	tb.SMTPConsumeDuration.Record(context.Background(), 1)
+	tb.SMTPMessageByteRate.Record(context.Background(), 1)
 	tb.SMTPMessageBytesReceived.Add(context.Background(), 1)
 	tb.SMTPMessageRate.Record(context.Background(), 1)
 	tb.SMTPMessagesAccepted.Add(context.Background(), 1)
@@ -40,6 +41,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPConsumeDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPMessageByteRate(t, testTel,
+		[]metricdata.DataPoint[float64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPMessageBytesReceived(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},

@@ -1,0 +1,285 @@
+package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
+)
+
+// Replies of this receiver. They are declared once and returned unwrapped:
+// go-smtp sends the text of any other error to the client.
+var (
+	errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
+	errTLSRequired  = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Must issue a STARTTLS command first"}
+	errAuthzID      = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authentication failed: authorization identity must be empty or the user name"}
+	errTooManyAuth  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
+	errBadSender    = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "Bad sender address syntax"}
+	errBadRecipient = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad recipient address syntax"}
+	errTooManyRcpts = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
+	errPipelineBusy = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Temporary failure in the processing pipeline, try again later"}
+	errPipelineNo   = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 3, 0}, Message: "Message rejected by the processing pipeline"}
+	errShutdown     = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
+	errReadFailed   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received completely, try again"}
+)
+
+// backend hands each SMTP connection of one worker a session.
+type backend struct{ w *worker }
+
+// NewSession runs at the client's first EHLO/HELO, and again after
+// STARTTLS, when everything said before is forgotten.
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s := &session{w: b.w, r: b.w.r, helo: c.Hostname(), conn: trackedConnOf(c.Conn())}
+	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
+		s.remote = addr
+	}
+	if state, ok := c.TLSConnectionState(); ok {
+		s.tls = &state
+	}
+	return s, nil
+}
+
+// session is one SMTP conversation: it checks who may send, collects the
+// envelope, and turns each message into a record the pipeline must accept
+// before the client hears 250.
+type session struct {
+	w    *worker
+	r    *smtpReceiver
+	conn *trackedConn
+
+	remote *net.TCPAddr
+	helo   string
+	tls    *tls.ConnectionState
+
+	// mu guards what go-smtp's command loop and a BDAT transfer, which
+	// runs Data in a goroutine of its own, may touch at once.
+	mu           sync.Mutex
+	authUser     string
+	authFailures int
+	from         string
+	to           []string
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.AuthSession = (*session)(nil)
+)
+
+func (s *session) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.from = ""
+	s.to = nil
+}
+
+func (s *session) Logout() error { return nil }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg := s.r.cfg
+	if cfg.requireTLS() && s.tls == nil {
+		return errTLSRequired
+	}
+	if cfg.authEnabled() && s.authUser == "" {
+		return errAuthRequired
+	}
+	if strings.ContainsRune(from, 0) {
+		return errBadSender
+	}
+	s.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to == "" || strings.ContainsRune(to, 0) {
+		s.w.recipientRejected("invalid")
+		return errBadRecipient
+	}
+	if len(s.to) >= s.r.cfg.MaxRecipients {
+		s.w.recipientRejected("limit")
+		return errTooManyRcpts
+	}
+	s.to = append(s.to, to)
+	s.w.recipientAccepted()
+	return nil
+}
+
+// Data converts the message and replies only after the pipeline has it.
+func (s *session) Data(r io.Reader) error {
+	if s.conn != nil {
+		s.conn.beginData()
+		defer s.conn.endData()
+	}
+	logs := plog.NewLogs()
+	rl := logs.ResourceLogs().AppendEmpty()
+	s.r.resource.CopyTo(rl.Resource())
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName(metadata.ScopeName)
+	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
+
+	res, err := mailconv.Convert(r, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	s.w.bytesReceived(res.Size)
+	if err != nil {
+		if errors.Is(err, smtp.ErrDataTooLarge) {
+			s.w.messageRejected("size")
+			return smtp.ErrDataTooLarge
+		}
+		s.w.messageRejected("read_error")
+		s.r.set.Logger.Debug("message not received completely", zap.Stringer("client", s.remote), zap.Error(err))
+		return errReadFailed
+	}
+	if len(res.ParseErrors) > 0 {
+		s.w.parseError()
+	}
+	return s.consume(logs)
+}
+
+// consume pushes one message into the pipeline and maps the outcome onto
+// the reply: nil is 250, a permanent error 554, any other error 451, so the
+// sender keeps the message and tries again later.
+func (s *session) consume(logs plog.Logs) error {
+	ctx := s.r.consumeCtx
+	if s.remote != nil {
+		ctx = client.NewContext(ctx, client.Info{Addr: s.remote})
+	}
+	ctx = s.r.obsrecv.StartLogsOp(ctx)
+	start := time.Now()
+	err := s.r.next.ConsumeLogs(ctx, logs)
+	s.w.consumed(time.Since(start))
+	s.r.obsrecv.EndLogsOp(ctx, "email", 1, err)
+	if err == nil {
+		s.w.messageAccepted()
+		return nil
+	}
+	s.r.set.Logger.Warn("logs pipeline did not accept a message", zap.Stringer("client", s.remote), zap.Error(err))
+	switch {
+	case s.r.consumeCtx.Err() != nil:
+		s.w.messageRejected("shutdown")
+		if s.conn != nil {
+			s.conn.closeAfterReply.Store(true)
+		}
+		return errShutdown
+	case consumererror.IsPermanent(err):
+		s.w.messageRejected("pipeline_refused")
+		return errPipelineNo
+	default:
+		s.w.messageRejected("pipeline_failed")
+		return errPipelineBusy
+	}
+}
+
+func (s *session) envelope() mailconv.Envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	env := mailconv.Envelope{
+		From:       s.from,
+		To:         slices.Clone(s.to),
+		Helo:       s.helo,
+		AuthUser:   s.authUser,
+		ReceivedAt: time.Now(),
+	}
+	if s.remote != nil {
+		env.RemoteAddr = s.remote.String()
+	}
+	if s.tls != nil {
+		env.TLSVersion = tlsVersionName(s.tls.Version)
+		env.TLSCipher = tls.CipherSuiteName(s.tls.CipherSuite)
+	}
+	return env
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "1.3"
+	case tls.VersionTLS12:
+		return "1.2"
+	}
+	return strings.TrimPrefix(tls.VersionName(v), "TLS ")
+}
+
+// AuthMechanisms is asked by go-smtp only where AUTH is allowed: after
+// STARTTLS when TLS is configured.
+func (s *session) AuthMechanisms() []string {
+	if s.r.creds == nil {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.r.creds == nil {
+		return nil, smtp.ErrAuthUnsupported
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			if identity != "" && identity != username {
+				if s.authFailed(sasl.Plain) {
+					return errTooManyAuth
+				}
+				return errAuthzID
+			}
+			return s.authenticate(sasl.Plain, username, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{authenticate: func(username, password string) error {
+			return s.authenticate(sasl.Login, username, password)
+		}}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (s *session) authenticate(mech, username, password string) error {
+	if s.r.creds.verify(username, password) {
+		s.mu.Lock()
+		s.authUser = username
+		s.mu.Unlock()
+		s.w.authAttempt(mech, true)
+		return nil
+	}
+	if s.authFailed(mech) {
+		return errTooManyAuth
+	}
+	return smtp.ErrAuthFailed
+}
+
+// authFailed counts a failure, slows repeat offenders down, and reports
+// whether the session has used up its attempts (it then closes after the
+// reply).
+func (s *session) authFailed(mech string) bool {
+	s.w.authAttempt(mech, false)
+	s.mu.Lock()
+	s.authFailures++
+	failures := s.authFailures
+	s.mu.Unlock()
+	if s.conn != nil {
+		if d := s.r.throttle.failed(s.conn.ip); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	if failures < s.r.cfg.MaxAuthFailures {
+		return false
+	}
+	if s.conn != nil {
+		s.conn.closeAfterReply.Store(true)
+	}
+	return true
+}
