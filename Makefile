@@ -69,7 +69,7 @@ generate: $(MDATAGEN)
 
 ## ---------------------------------------------------------------- build
 
-build: $(BINARY)
+build: $(BINARY) $(BIN_DIR)/device2otel
 
 # ocb generates the distribution sources in $(BUILD_DIR) (and tidies its
 # go.mod); the compilation is done here so the binary lands in $(BIN_DIR).
@@ -81,6 +81,11 @@ $(BINARY): $(BUILD_INPUTS) | $(BUILDER)
 	cd $(BUILD_DIR) && $(GO) build -trimpath -o $(CURDIR)/$(BINARY) .
 	@# go build leaves an up-to-date binary untouched; refresh its mtime for make.
 	touch $@
+
+# The device file → collector config converter.
+$(BIN_DIR)/device2otel: $(shell find cmd/device2otel -name '*.go' -type f) go.mod go.sum
+	@mkdir -p $(BIN_DIR)
+	$(GO) build -trimpath -o $@ ./cmd/device2otel
 
 run: $(BINARY)
 	$(BINARY) --config $(RUN_CONFIG)
@@ -120,3 +125,12 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./internal/mailconv/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
+
+## ---------------------------------------------------------------- e2e
+
+# End-to-end suite: builds the distribution, installs the real clients it
+# drives (swaks, curl, python3, openssl, Postfix smtp-source; only what is
+# missing, via apt-get) and runs ./e2e against bin/otelcol-smtp.
+.PHONY: e2e
+e2e: build
+	bash scripts/e2e-deps.sh && $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/...
