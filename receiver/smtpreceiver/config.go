@@ -54,6 +54,7 @@ type Config struct {
 	TrustedNetworks         []string `mapstructure:"trusted_networks"`
 
 	// Extensions: server identity, security and sockets.
+	// Domain is the name in the greeting; empty means the host name.
 	Domain string `mapstructure:"domain"`
 	// ServiceRoot is the directory relative TLS file names are resolved
 	// against; empty means the collector's working directory.

@@ -25,7 +25,6 @@ const (
 	defaultMaxConnections            = 1000
 	defaultMaxConnectionsPerClient   = 50
 	defaultMaxAuthFailures           = 3
-	defaultDomain                    = "localhost"
 	defaultMaxBodyBytes              = 4 << 20
 	defaultMaxHeaderBytes            = 1 << 20
 	defaultMaxMIMEDepth              = 20
@@ -59,7 +58,6 @@ func createDefaultConfig() component.Config {
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
 		MaxAuthFailures:           defaultMaxAuthFailures,
 		TrustedNetworks:           []string{"127.0.0.0/8", "::1/128"},
-		Domain:                    defaultDomain,
 		BodyFormat:                BodyFormatMap,
 		MaxBodyBytes:              defaultMaxBodyBytes,
 		MaxHeaderBytes:            defaultMaxHeaderBytes,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -224,7 +225,7 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
 
 	s := smtp.NewServer(&backend{w: w})
-	s.Domain = r.cfg.Domain
+	s.Domain = greetingDomain(r.cfg.Domain)
 	s.MaxMessageBytes = r.cfg.MaxMessageBytes
 	s.MaxLineLength = r.cfg.MaxLineLength
 	// Recipients are counted in the session, which also records the metric.
@@ -369,6 +370,18 @@ func waitTimeout(wg *sync.WaitGroup, a <-chan struct{}, b <-chan time.Time) bool
 	case <-b:
 	}
 	return false
+}
+
+// greetingDomain is the name in the 220 greeting and EHLO reply: the
+// configured domain, else this machine's host name.
+func greetingDomain(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
 }
 
 // zapWriter turns go-smtp's log lines into debug logs.
