@@ -134,3 +134,14 @@ fuzz:
 .PHONY: e2e
 e2e: build
 	bash scripts/e2e-deps.sh && $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e/...
+
+## ---------------------------------------------------------------- bench
+
+# Go benchmarks of the conversion path and the receiver, then the load
+# harness (smtp-source against the collector and Postfix's smtp-sink; see
+# docs/benchmarks.md). The harness measures and does not gate: it exits 0
+# when a target is missed and non-zero only on a harness error.
+.PHONY: bench
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/mailconv/ ./receiver/...
+	./bench/loadbench.sh
