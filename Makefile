@@ -145,3 +145,12 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/mailconv/ ./receiver/...
 	./bench/loadbench.sh
+
+## ---------------------------------------------------------------- differential
+
+# Compares the mailconv golden records with Python's email package, field by
+# field (scripts/differential.py). It reports; it fails only when agreement on
+# subject or attachment file names drops below 90%.
+.PHONY: differential
+differential:
+	python3 scripts/differential.py

@@ -46,8 +46,15 @@ func parseAddressList(name, raw string, errs *errorList) []addr {
 		}
 		out = append(out, addr{address: valid(a)})
 	}
+	if len(out) == 0 && localPartOnly.MatchString(raw) {
+		// Bounces come "From: MAILER-DAEMON" (a local part without a
+		// domain): keep it, it says who sent the mail.
+		out = append(out, addr{address: valid(raw)})
+	}
 	return out
 }
+
+var localPartOnly = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~.-]+$`)
 
 var looseAddress = regexp.MustCompile(`<([^<>\s]+@[^<>\s]+)>|([^\s<>,;:"()]+@[^\s<>,;:"()]+)`)
 

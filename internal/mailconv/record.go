@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"net/mail"
 	"net/textproto"
 	"strings"
 	"time"
@@ -29,7 +28,7 @@ func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts 
 
 	var date time.Time
 	if raw := h.get("Date"); raw != "" {
-		if d, err := mail.ParseDate(raw); err == nil {
+		if d, err := parseDate(raw); err == nil {
 			date = d
 		} else {
 			errs.addf("header Date: unparsable %q", snippet([]byte(raw)))
