@@ -342,17 +342,7 @@ tags: [e2e, curl]
 	const subject = "Hello from curl e2e"
 	const text = "Body sent by curl.\nSecond line."
 	eml := writeEML(t, t.TempDir(), "Bob <bob@example.com>", "ops@example.org", subject, text)
-	res := run(t, nil, curl, "-sS", "-v", "--max-time", "60",
-		"--url", "smtp://"+c.addr(), "--mail-from", "bob@example.com",
-		"--mail-rcpt", "ops@example.org", "--upload-file", eml)
-	code := 250
-	if res.Code != 0 {
-		code = finalReply(res.Stderr)
-	}
-	tl.reply(code)
-	if res.Code != 0 {
-		t.Fatalf("curl failed: %s", res)
-	}
+	curlSend(t, tl, curl, "smtp://"+c.addr(), "bob@example.com", eml)
 	recs := c.waitExactly(1)
 	tl.exported(len(recs))
 	if len(recs) == 0 {
@@ -532,17 +522,8 @@ func TestSecureSTARTTLS(t *testing.T) {
 		tl := counts(t)
 		subject := "secure curl " + strconv.FormatInt(time.Now().UnixNano(), 36)
 		eml := writeEML(t, t.TempDir(), "erin@example.com", "ops@example.org", subject, "via curl --ssl-reqd")
-		res := run(t, nil, curl, "-sS", "-v", "--max-time", "60", "--ssl-reqd", "--cacert", certs.CA,
-			"--user", authUser+":"+authPassword, "--url", "smtp://"+c.addr(),
-			"--mail-from", "erin@example.com", "--mail-rcpt", "ops@example.org", "--upload-file", eml)
-		code := 250
-		if res.Code != 0 {
-			code = finalReply(res.Stderr)
-		}
-		tl.reply(code)
-		if res.Code != 0 {
-			t.Fatalf("curl failed: %s", res)
-		}
+		curlSend(t, tl, curl, "smtp://"+c.addr(), "erin@example.com", eml,
+			"--ssl-reqd", "--cacert", certs.CA, "--user", authUser+":"+authPassword)
 		r := c.waitSubject(subject)
 		tl.exported(1)
 		checkTLSAuth(t, r, authUser)
@@ -702,17 +683,8 @@ func TestImplicitTLS(t *testing.T) {
 		tl := counts(t)
 		subject := "smtps curl " + strconv.FormatInt(time.Now().UnixNano(), 36)
 		eml := writeEML(t, t.TempDir(), "frank@example.com", "ops@example.org", subject, "via smtps://")
-		res := run(t, nil, curl, "-sS", "-v", "--max-time", "60", "--cacert", certs.CA,
-			"--user", authUser+":"+authPassword, "--url", "smtps://"+c.addr(),
-			"--mail-from", "frank@example.com", "--mail-rcpt", "ops@example.org", "--upload-file", eml)
-		code := 250
-		if res.Code != 0 {
-			code = finalReply(res.Stderr)
-		}
-		tl.reply(code)
-		if res.Code != 0 {
-			t.Fatalf("curl smtps failed: %s", res)
-		}
+		curlSend(t, tl, curl, "smtps://"+c.addr(), "frank@example.com", eml,
+			"--cacert", certs.CA, "--user", authUser+":"+authPassword)
 		r := c.waitSubject(subject)
 		tl.exported(1)
 		checkTLSAuth(t, r, authUser)
@@ -886,5 +858,22 @@ tags: [e2e, postfix]
 			t.Errorf("record %d: smtp.message.size %d < 2048 payload bytes", i, size)
 			break
 		}
+	}
+}
+
+// curlSend delivers eml to ops@example.org with curl and counts the final
+// reply; extra carries TLS and AUTH options.
+func curlSend(t *testing.T, tl *tally, curl, url, from, eml string, extra ...string) {
+	t.Helper()
+	args := append([]string{"-sS", "-v", "--max-time", "60", "--url", url,
+		"--mail-from", from, "--mail-rcpt", "ops@example.org", "--upload-file", eml}, extra...)
+	res := run(t, nil, curl, args...)
+	code := 250
+	if res.Code != 0 {
+		code = finalReply(res.Stderr)
+	}
+	tl.reply(code)
+	if res.Code != 0 {
+		t.Fatalf("curl %s failed: %s", url, res)
 	}
 }
