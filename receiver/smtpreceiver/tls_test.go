@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -281,4 +282,20 @@ func TestTLSStartErrorsNameThePath(t *testing.T) {
 			assert.Contains(t, err.Error(), wantCert)
 		})
 	}
+}
+
+// With tls.reload_interval a renewed certificate is served without a
+// restart.
+func TestCertificateReload(t *testing.T) {
+	cfg, _ := secureConfig(t, func(c *Config) { c.TLS.ReloadInterval = 1 })
+	r := startReceiver(t, cfg, new(consumertest.LogsSink))
+	serial := func() string {
+		c := dial(t, r.addr())
+		c.expect("EHLO x", "250")
+		require.NoError(t, c.startTLS(&tls.Config{InsecureSkipVerify: true})) //nolint:gosec // only the serial is read
+		return c.conn.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+	testCert(t, cfg.ServiceRoot, "smtp.crt", "smtp.key") // renewed in place
+	require.Eventually(t, func() bool { return serial() != before }, 10*time.Second, 200*time.Millisecond)
 }
