@@ -62,7 +62,7 @@ func (w *walker) attachment(e *entity, r io.Reader) {
 		a.messageFrom = decodeHeaderValue("From", inner.get("From"), &w.msg.errs)
 		_, err = io.Copy(io.Discard, br)
 	} else {
-		_, err = io.Copy(sink, dec)
+		_, err = copyPooled(sink, dec)
 	}
 	w.noteErr(err)
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -61,13 +62,33 @@ func parseMessage(cr *countingReader, opts Options) (msg *message) {
 			msg.errs.addf("internal error: %v", p)
 		}
 	}()
-	br := bufio.NewReaderSize(cr, 32<<10)
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(cr)
+	defer func() {
+		br.Reset(nil) // drop the reference to the message stream
+		readerPool.Put(br)
+	}()
 	msg.header = readHeader(br, opts.MaxHeaderBytes, &msg.errs, "header")
 	w := &walker{opts: opts, cr: cr, msg: msg}
 	e := w.describe(msg.header)
 	msg.contentType = e.mediaType
 	w.walk(e, br, 0, "")
 	return msg
+}
+
+// readerPool keeps the 32 KiB read buffers of parseMessage across messages:
+// allocating one per message dominated the cost of converting small mail.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
+
+// copyBufPool holds the buffers of copyPooled.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyPooled is io.Copy with a pooled buffer; io.Copy allocates 32 KiB per
+// call when neither side has a ReadFrom/WriteTo shortcut.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	buf := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(buf)
+	return io.CopyBuffer(dst, src, *buf)
 }
 
 // describe parses Content-Type and Content-Disposition. A missing or broken

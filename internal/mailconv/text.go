@@ -66,8 +66,9 @@ func readAtMost(buf []byte, r io.Reader, limit int) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			// Double (append grows large slices by only 1.25x, which costs
-			// many copies for a multi-MiB body), starting at 16 KiB.
-			grown := make([]byte, len(buf), max(2*cap(buf), 16<<10))
+			// many copies for a multi-MiB body), starting at 1 KiB: most
+			// alert mails are short.
+			grown := make([]byte, len(buf), max(2*cap(buf), 1<<10))
 			copy(grown, buf)
 			buf = grown
 		}
