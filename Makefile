@@ -154,3 +154,13 @@ bench: build
 .PHONY: differential
 differential:
 	python3 scripts/differential.py
+
+## ---------------------------------------------------------------- reliability
+
+# Reliability suite (build tag `reliability`, kept out of `make e2e`): crash
+# with a persistent queue, backpressure, shutdown under load, Postfix relaying
+# through a receiver crash, and a bounded soak with RSS sampling. Needs root
+# for the throwaway Postfix instance. See docs/delivery.md.
+.PHONY: reliability
+reliability: build
+	bash scripts/e2e-deps.sh && $(GO) test -tags reliability -count=1 -v -timeout 30m ./e2e/...

@@ -44,10 +44,13 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 
 	// Extensions: limits.
-	MaxMessageBytes         int64    `mapstructure:"max_message_bytes"`
-	MaxRecipients           int      `mapstructure:"max_recipients"`
-	MaxLineLength           int      `mapstructure:"max_line_length"`
-	DataTimeout             int      `mapstructure:"data_timeout"`
+	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
+	MaxRecipients   int   `mapstructure:"max_recipients"`
+	MaxLineLength   int   `mapstructure:"max_line_length"`
+	DataTimeout     int   `mapstructure:"data_timeout"`
+	// PipelineTimeout bounds, in seconds, how long a message waits for the
+	// pipeline to accept it before the client gets 451 and retries.
+	PipelineTimeout         int      `mapstructure:"pipeline_timeout"`
 	MaxConnections          int      `mapstructure:"max_connections"`
 	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
 	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
@@ -150,6 +153,7 @@ func (cfg *Config) Validate() error {
 		{"max_recipients", int64(cfg.MaxRecipients), "e.g. max_recipients: 100"},
 		{"max_line_length", int64(cfg.MaxLineLength), "bytes, e.g. max_line_length: 4096"},
 		{"data_timeout", int64(cfg.DataTimeout), "seconds, e.g. data_timeout: 600"},
+		{"pipeline_timeout", int64(cfg.PipelineTimeout), "seconds, e.g. pipeline_timeout: 60"},
 		{"max_connections", int64(cfg.MaxConnections), "e.g. max_connections: 1000"},
 		{"max_connections_per_client", int64(cfg.MaxConnectionsPerClient), "e.g. max_connections_per_client: 50"},
 		{"max_auth_failures", int64(cfg.MaxAuthFailures), "e.g. max_auth_failures: 3"},

@@ -22,6 +22,7 @@ const (
 	defaultMaxRecipients             = 100
 	defaultMaxLineLength             = 4096
 	defaultDataTimeout               = 600
+	defaultPipelineTimeout           = 60
 	defaultMaxConnections            = 1000
 	defaultMaxConnectionsPerClient   = 50
 	defaultMaxAuthFailures           = 3
@@ -54,6 +55,7 @@ func createDefaultConfig() component.Config {
 		MaxRecipients:             defaultMaxRecipients,
 		MaxLineLength:             defaultMaxLineLength,
 		DataTimeout:               defaultDataTimeout,
+		PipelineTimeout:           defaultPipelineTimeout,
 		MaxConnections:            defaultMaxConnections,
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
 		MaxAuthFailures:           defaultMaxAuthFailures,

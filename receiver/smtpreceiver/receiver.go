@@ -25,9 +25,19 @@ import (
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
-// forcedCloseWait bounds how long Shutdown waits for sessions after it has
-// closed their connections, when its context has already ended.
-const forcedCloseWait = 5 * time.Second
+const (
+	// defaultShutdownGrace is how long Shutdown lets messages in flight
+	// finish (unless its context ends sooner): the collector's own shutdown
+	// context has no deadline, and a blocked pipeline must not keep the
+	// process alive.
+	defaultShutdownGrace = 10 * time.Second
+	// replyWait is how long sessions whose pipeline call was cancelled get
+	// to send their 421 before their connections are closed.
+	replyWait = time.Second
+	// forcedCloseWait bounds how long Shutdown waits for sessions after it
+	// has closed their connections.
+	forcedCloseWait = 5 * time.Second
+)
 
 type smtpReceiver struct {
 	set       receiver.Settings
@@ -36,12 +46,14 @@ type smtpReceiver struct {
 	obsrecv   *receiverhelper.ObsReport
 	telemetry *metadata.TelemetryBuilder
 
-	resource  pcommon.Resource
-	convOpts  mailconv.Options
-	creds     credentials
-	throttle  *authThrottle
-	limiter   *connLimiter
-	tlsConfig *tls.Config
+	resource        pcommon.Resource
+	convOpts        mailconv.Options
+	pipelineTimeout time.Duration
+	shutdownGrace   time.Duration
+	creds           credentials
+	throttle        *authThrottle
+	limiter         *connLimiter
+	tlsConfig       *tls.Config
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
 	// only when its own deadline has passed.
@@ -79,13 +91,15 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		return nil, err
 	}
 	return &smtpReceiver{
-		set:      set,
-		cfg:      cfg,
-		next:     next,
-		obsrecv:  obsrecv,
-		resource: deviceResource(set.ID, cfg),
-		convOpts: conversionOptions(cfg),
-		conns:    make(map[*trackedConn]struct{}),
+		set:             set,
+		cfg:             cfg,
+		next:            next,
+		obsrecv:         obsrecv,
+		resource:        deviceResource(set.ID, cfg),
+		convOpts:        conversionOptions(cfg),
+		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
+		shutdownGrace:   defaultShutdownGrace,
+		conns:           make(map[*trackedConn]struct{}),
 	}, nil
 }
 
@@ -337,9 +351,13 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	}
 
 	var err error
-	if !waitTimeout(&r.connsWG, ctx.Done(), nil) {
+	grace := time.NewTimer(r.shutdownGrace)
+	defer grace.Stop()
+	if !waitTimeout(&r.connsWG, ctx.Done(), grace.C) {
 		err = ctx.Err()
+		// Pipeline calls still running end now; their sessions answer 421.
 		r.cancelConsume()
+		waitTimeout(&r.connsWG, nil, time.After(replyWait))
 	}
 	for _, w := range r.workers {
 		_ = w.server.Close() // closes the connections still open

@@ -1,6 +1,7 @@
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -155,7 +156,11 @@ func (s *session) Data(r io.Reader) error {
 // the reply: nil is 250, a permanent error 554, any other error 451, so the
 // sender keeps the message and tries again later.
 func (s *session) consume(logs plog.Logs) error {
-	ctx := s.r.consumeCtx
+	// A pipeline that blocks (an exporter retrying without a queue, a full
+	// queue set to block) must not hold the client, nor a shutdown,
+	// forever: past pipeline_timeout the client hears 451 and retries.
+	ctx, cancel := context.WithTimeout(s.r.consumeCtx, s.r.pipelineTimeout)
+	defer cancel()
 	if s.remote != nil {
 		ctx = client.NewContext(ctx, client.Info{Addr: s.remote})
 	}

@@ -389,3 +389,49 @@ func TestReuseStartsWorkersOnOnePort(t *testing.T) {
 		}
 	}
 }
+
+// blockingConsumer holds every message until its context ends, like an
+// exporter retrying against a dead backend without a queue.
+type blockingConsumer struct {
+	consumertest.LogsSink
+	entered chan struct{}
+}
+
+func (b *blockingConsumer) ConsumeLogs(ctx context.Context, _ plog.Logs) error {
+	select {
+	case b.entered <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestPipelineTimeout(t *testing.T) {
+	r := startReceiver(t, testConfig(func(c *Config) { c.PipelineTimeout = 1 }), &blockingConsumer{entered: make(chan struct{}, 1)})
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	got := c.sendMail("a@example.com", []string{"b@example.com"}, simpleMessage)
+	assert.Equal(t, "451 4.3.0 Temporary failure in the processing pipeline, try again later", got)
+	c.expect("NOOP", "250")
+}
+
+// A pipeline call that never returns must not stop the collector from
+// shutting down: after the grace period it is cancelled and the client
+// hears 421, never 250.
+func TestShutdownCancelsBlockedPipeline(t *testing.T) {
+	next := &blockingConsumer{entered: make(chan struct{}, 1)}
+	r, err := newReceiver(nopSettings(), testConfig(nil), next)
+	require.NoError(t, err)
+	r.shutdownGrace = 200 * time.Millisecond
+	require.NoError(t, r.Start(context.Background(), nopHost()))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<a@example.com>", "250")
+	c.expect("RCPT TO:<b@example.com>", "250")
+	c.expect("DATA", "354")
+	c.send(dotTerminated(simpleMessage))
+	<-next.entered
+	require.NoError(t, r.Shutdown(context.Background()), "the collector's shutdown context has no deadline")
+	assert.Equal(t, "421 4.3.2 Service shutting down, try again later", c.reply())
+	assert.True(t, c.closed())
+}
