@@ -373,7 +373,16 @@ func tryStart(t *testing.T, cfg configFunc, env []string) (*collector, error) {
 		logPath: filepath.Join(dir, "collector.log"),
 		exited:  make(chan struct{}),
 	}
-	files := cfg(t, dir, c.port, c.out)
+	if err := c.launch(cfg(t, dir, c.port, c.out), env); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// launch starts the collector with the config files and waits (bounded)
+// until its SMTP port accepts connections; on a timeout it stops it again.
+func (c *collector) launch(files, env []string) error {
+	t := c.t
 	args := []string{}
 	for _, f := range files {
 		args = append(args, "--config", f)
@@ -383,7 +392,7 @@ func tryStart(t *testing.T, cfg configFunc, env []string) (*collector, error) {
 		t.Fatal(err)
 	}
 	c.cmd = exec.Command(binary, args...)
-	c.cmd.Dir = dir
+	c.cmd.Dir = c.dir
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stdout = logf
 	c.cmd.Stderr = logf
@@ -403,18 +412,18 @@ func tryStart(t *testing.T, cfg configFunc, env []string) (*collector, error) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-c.exited:
-			return c, fmt.Errorf("collector exited during start: %v", c.waitErr)
+			return fmt.Errorf("collector exited during start: %v", c.waitErr)
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", c.port), time.Second)
+		conn, err := net.DialTimeout("tcp", c.addr(), time.Second)
 		if err == nil {
 			conn.Close()
-			return c, nil
+			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	c.stop()
-	return c, fmt.Errorf("port %d not accepting connections after %s", c.port, startTimeout)
+	return fmt.Errorf("port %d not accepting connections after %s", c.port, startTimeout)
 }
 
 func (c *collector) addr() string { return fmt.Sprintf("127.0.0.1:%d", c.port) }

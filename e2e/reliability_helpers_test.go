@@ -61,47 +61,10 @@ func relStartAt(t *testing.T, dir string, port int, logName string, files []stri
 		logPath: filepath.Join(dir, logName),
 		exited:  make(chan struct{}),
 	}
-	args := []string{}
-	for _, f := range files {
-		args = append(args, "--config", f)
+	if err := c.launch(files, env); err != nil {
+		t.Fatalf("collector (%s): %v\n%s", logName, err, c.logTail())
 	}
-	logf, err := os.Create(c.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd = exec.Command(binary, args...)
-	c.cmd.Dir = dir
-	c.cmd.Env = append(os.Environ(), env...)
-	c.cmd.Stdout = logf
-	c.cmd.Stderr = logf
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", binary, err)
-	}
-	go func() {
-		c.waitErr = c.cmd.Wait()
-		logf.Close()
-		close(c.exited)
-	}()
-	t.Cleanup(c.stop)
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.exited:
-			t.Fatalf("collector (%s) exited during start: %v\n%s", logName, c.waitErr, c.logTail())
-		default:
-		}
-		conn, err := net.DialTimeout("tcp", c.addr(), time.Second)
-		if err == nil {
-			conn.Close()
-			return c
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.stop()
-	t.Fatalf("collector (%s): port %d not accepting connections after %s", logName, port, startTimeout)
-	return nil
+	return c
 }
 
 // sigkill kills the collector's process group with SIGKILL and waits
