@@ -44,7 +44,7 @@ type backend struct{ w *worker }
 // NewSession runs at the client's first EHLO/HELO, and again after
 // STARTTLS, when everything said before is forgotten.
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s := &session{w: b.w, r: b.w.r, helo: c.Hostname(), conn: trackedConnOf(c.Conn())}
+	s := &session{w: b.w, r: b.w.r, smtpConn: c, helo: c.Hostname(), conn: trackedConnOf(c.Conn())}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		s.remote = addr
 	}
@@ -58,17 +58,18 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 // envelope, and turns each message into a record the pipeline must accept
 // before the client hears 250.
 type session struct {
-	w    *worker
-	r    *smtpReceiver
-	conn *trackedConn
+	w        *worker
+	r        *smtpReceiver
+	conn     *trackedConn
+	smtpConn *smtp.Conn
 
 	remote *net.TCPAddr
-	helo   string
 	tls    *tls.ConnectionState
 
 	// mu guards what go-smtp's command loop and a BDAT transfer, which
 	// runs Data in a goroutine of its own, may touch at once.
 	mu           sync.Mutex
+	helo         string
 	authUser     string
 	authFailures int
 	from         string
@@ -80,9 +81,12 @@ var (
 	_ smtp.AuthSession = (*session)(nil)
 )
 
+// Reset runs after each message, on RSET, and on a repeated EHLO, whose
+// name it picks up (go-smtp sets it just before).
 func (s *session) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.helo = s.smtpConn.Hostname()
 	s.from = ""
 	s.to = nil
 }

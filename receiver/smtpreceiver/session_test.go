@@ -435,3 +435,15 @@ func TestShutdownCancelsBlockedPipeline(t *testing.T) {
 	assert.Equal(t, "421 4.3.2 Service shutting down, try again later", c.reply())
 	assert.True(t, c.closed())
 }
+
+func TestRepeatedEHLOUpdatesTheHeloName(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r := startReceiver(t, testConfig(nil), sink)
+	c := dial(t, r.addr())
+	c.expect("EHLO first.example.com", "250")
+	c.expect("EHLO second.example.com", "250")
+	assert.Equal(t, "250 2.0.0 OK: queued", c.sendMail("a@example.com", []string{"b@example.com"}, simpleMessage))
+	require.Len(t, records(sink), 1)
+	helo, _ := records(sink)[0].Attributes().Get("smtp.helo")
+	assert.Equal(t, "second.example.com", helo.Str())
+}
