@@ -570,8 +570,8 @@ service:
 	}
 	for i := range idleCode {
 		t.Logf("idle session %d: reply %d %q, %s after SIGTERM", i, idleCode[i], idleText[i], idleLatency[i].Round(time.Millisecond))
-		if idleCode[i] != 421 {
-			t.Errorf("idle session %d: got %d, want 421 on shutdown", i, idleCode[i])
+		if idleCode[i] != 421 || !strings.HasPrefix(idleText[i], "4.3.2") {
+			t.Errorf("idle session %d: got %d %q, want 421 4.3.2 on shutdown", i, idleCode[i], idleText[i])
 		} else if idleLatency[i] < 0 || idleLatency[i] > 3*time.Second {
 			t.Errorf("idle session %d: 421 %s after SIGTERM, want at once (< 3s)", i, idleLatency[i])
 		}

@@ -16,6 +16,10 @@ import (
 // that is over a limit, so the client learns why it is closed.
 const replyTooManyConnections = "421 4.7.0 Too many connections, try again later\r\n"
 
+// replyShuttingDown ends a session that waits for its next command when the
+// receiver shuts down.
+const replyShuttingDown = "421 4.3.2 Service shutting down, try again later\r\n"
+
 // connLimiter counts open connections across all workers, in total and per
 // client address; trusted networks are exempt from the per-client limit.
 type connLimiter struct {
@@ -134,8 +138,8 @@ func remoteIP(c net.Conn) netip.Addr {
 //   - reads the socket through a buffer of buffer_size bytes,
 //   - bounds a whole DATA/BDAT transfer by data_timeout while extending the
 //     idle deadline as bytes arrive,
-//   - lets Shutdown drain sessions: idle ones are timed out at once, one in
-//     DATA finishes its message first,
+//   - lets Shutdown drain sessions: one waiting for a command hears 421 at
+//     once, one in DATA finishes its message first,
 //   - closes itself after the next reply when the session asks it to.
 type trackedConn struct {
 	net.Conn
@@ -151,6 +155,15 @@ type trackedConn struct {
 	dataDeadline time.Time
 	draining     bool
 	expired      bool
+	// replyConn is what replies must be written through (this connection,
+	// or the tls.Conn over it once TLS is up); nil while a TLS handshake
+	// is pending, when only go-smtp can write.
+	replyConn net.Conn
+	// waiting is true while go-smtp waits in Read with nothing buffered:
+	// it is between commands and writes nothing.
+	waiting bool
+	// ended is set when the drain has answered 421 and closed.
+	ended bool
 
 	closeAfterReply atomic.Bool
 	tlsStarted      atomic.Bool
@@ -160,7 +173,7 @@ type trackedConn struct {
 
 func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
 	cfg := w.r.cfg
-	return &trackedConn{
+	tc := &trackedConn{
 		Conn:        c,
 		w:           w,
 		ip:          ip,
@@ -168,6 +181,10 @@ func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
 		idle:        time.Duration(cfg.Timeout) * time.Second,
 		dataTimeout: time.Duration(cfg.DataTimeout) * time.Second,
 	}
+	if !cfg.TLS.Implicit {
+		tc.replyConn = c
+	}
+	return tc
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
@@ -176,23 +193,33 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, os.ErrDeadlineExceeded
 	}
+	if c.ended {
+		c.mu.Unlock()
+		return 0, net.ErrClosed
+	}
 	inData := c.inData
+	c.waiting = c.br.Buffered() == 0
 	c.mu.Unlock()
 
 	n, err := c.br.Read(p)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.waiting = false
+	if c.ended {
+		// The drain answered 421 while this read waited: what arrived
+		// meanwhile is not served.
+		return 0, net.ErrClosed
+	}
 	if err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			c.mu.Lock()
 			c.expired = true
-			c.mu.Unlock()
 		}
 		return n, err
 	}
 	if inData && n > 0 {
 		// Message content is arriving: the client is not idle.
-		c.mu.Lock()
-		c.setReadDeadlineLocked(time.Now().Add(c.idle))
-		c.mu.Unlock()
+		_ = c.setReadDeadlineLocked(time.Now().Add(c.idle))
 	}
 	return n, nil
 }
@@ -202,7 +229,12 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.draining && !c.inData {
-		t = time.Now()
+		// go-smtp is about to read the next command: end the session.
+		if c.replyConn != nil {
+			c.endLocked()
+			return net.ErrClosed
+		}
+		t = time.Now() // go-smtp answers the timeout with a 421 itself
 	}
 	return c.setReadDeadlineLocked(t)
 }
@@ -252,9 +284,8 @@ func (c *trackedConn) endData() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inData = false
-	if c.draining {
-		_ = c.Conn.SetReadDeadline(time.Now())
-	}
+	// A draining session ends at its next command (SetReadDeadline), after
+	// go-smtp has replied to this message.
 }
 
 // drain ends the session at its next command: at once when it waits for
@@ -263,9 +294,42 @@ func (c *trackedConn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.draining = true
-	if !c.inData {
+	switch {
+	case c.inData:
+	case c.replyConn == nil:
+		// TLS not up yet: only go-smtp can answer, via a timeout.
 		_ = c.Conn.SetReadDeadline(time.Now())
+	case c.waiting:
+		c.endLocked()
 	}
+}
+
+// endLocked answers 421 and closes. It runs only where go-smtp cannot be
+// writing: while it waits in Read, or as it is about to read.
+func (c *trackedConn) endLocked() {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.replyConn, replyShuttingDown)
+	_ = c.Close()
+}
+
+// tlsUp records the TLS connection replies now go through.
+func (c *trackedConn) tlsUp(tc *tls.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replyConn = tc
+}
+
+// tlsPending marks a handshake in progress: until it is done, nothing but
+// go-smtp may write.
+func (c *trackedConn) tlsPending() {
+	c.tlsStarted.Store(true)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replyConn = nil
 }
 
 // trackedConnOf finds the trackedConn under a connection go-smtp hands out,

@@ -50,6 +50,9 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	}
 	if state, ok := c.TLSConnectionState(); ok {
 		s.tls = &state
+		if tc, isTLS := c.Conn().(*tls.Conn); isTLS && s.conn != nil {
+			s.conn.tlsUp(tc)
+		}
 	}
 	return s, nil
 }

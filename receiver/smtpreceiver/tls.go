@@ -104,7 +104,7 @@ func (r *smtpReceiver) loadTLS(ctx context.Context) (*tls.Config, error) {
 			if tc == nil {
 				return cfg, nil
 			}
-			tc.tlsStarted.Store(true)
+			tc.tlsPending()
 			cfg.VerifyConnection = func(tls.ConnectionState) error {
 				tc.tlsDone.Store(true)
 				tc.w.tlsHandshake(true)

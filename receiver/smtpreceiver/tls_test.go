@@ -299,3 +299,19 @@ func TestCertificateReload(t *testing.T) {
 	testCert(t, cfg.ServiceRoot, "smtp.crt", "smtp.key") // renewed in place
 	require.Eventually(t, func() bool { return serial() != before }, 10*time.Second, 200*time.Millisecond)
 }
+
+// A TLS session waiting for its next command hears the shutdown 421 inside
+// TLS.
+func TestShutdownReachesTLSSessions(t *testing.T) {
+	cfg, clientTLS := secureConfig(t, nil)
+	r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
+	require.NoError(t, err)
+	require.NoError(t, r.Start(context.Background(), nopHost()))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	require.NoError(t, c.startTLS(clientTLS))
+	c.expect("EHLO x", "250")
+	require.NoError(t, r.Shutdown(context.Background()))
+	assert.Equal(t, "421 4.3.2 Service shutting down, try again later", c.reply())
+	assert.True(t, c.closed())
+}
