@@ -187,6 +187,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		if err != nil {
 			r.closeListeners()
 			r.workers = nil
+			r.cancelConsume()
 			r.telemetry.Shutdown()
 			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
 		}
