@@ -356,3 +356,23 @@ func TestNeverPanicsOnNilishInput(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestMailClientAttribute(t *testing.T) {
+	tests := []struct{ name, headers, want string }{
+		{"X-Mailer", "X-Mailer: Microsoft Outlook 16.0\r\nUser-Agent: ignored\r\n", "Microsoft Outlook 16.0"},
+		{"User-Agent only", "User-Agent: Mozilla Thunderbird\r\n", "Mozilla Thunderbird"},
+		{"neither", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lr, _ := convertString(t, tt.headers+"Subject: x\r\n\r\nhi\r\n", Options{})
+			v, ok := lr.Attributes().Get("email.x_mailer")
+			if tt.want == "" {
+				assert.False(t, ok)
+				return
+			}
+			require.True(t, ok)
+			assert.Equal(t, tt.want, v.Str())
+		})
+	}
+}

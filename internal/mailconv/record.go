@@ -43,9 +43,14 @@ func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts 
 		}
 	}
 	truncated := msg.text.truncated || msg.html.truncated
+	// The mail client: X-Mailer, or User-Agent, which Thunderbird and
+	// others send instead.
 	xMailer := ""
-	if h.has("X-Mailer") {
-		xMailer = decodeHeaderValue("X-Mailer", h.get("X-Mailer"), errs)
+	for _, name := range []string{"X-Mailer", "User-Agent"} {
+		if h.has(name) {
+			xMailer = decodeHeaderValue(name, h.get(name), errs)
+			break
+		}
 	}
 	headers := pcommon.NewMap()
 	putHeaders(headers, h, errs)
@@ -120,7 +125,7 @@ func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts 
 		putStrings(attrs, "email.reply_to.address", addresses(replyTo))
 	}
 	attrs.PutStr("email.content_type", valid(msg.contentType))
-	if h.has("X-Mailer") {
+	if xMailer != "" {
 		attrs.PutStr("email.x_mailer", xMailer)
 	}
 	if !date.IsZero() {
