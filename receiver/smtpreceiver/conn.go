@@ -246,7 +246,7 @@ func (c *trackedConn) setReadDeadlineLocked(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// SetDeadline is used by crypto/tls during handshakes.
+// SetDeadline keeps the read side under the rules of SetReadDeadline.
 func (c *trackedConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
