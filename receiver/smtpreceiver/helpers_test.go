@@ -157,6 +157,15 @@ func (c *rawClient) startTLS(cfg *tls.Config) error {
 	return nil
 }
 
+// openData starts a transaction from a@example.com to b@example.com, up to
+// the 354 that invites the message.
+func (c *rawClient) openData() {
+	c.t.Helper()
+	c.expect("MAIL FROM:<a@example.com>", "250")
+	c.expect("RCPT TO:<b@example.com>", "250")
+	c.expect("DATA", "354")
+}
+
 // sendMail runs one transaction and returns the reply to the message.
 func (c *rawClient) sendMail(from string, to []string, msg string) string {
 	c.t.Helper()

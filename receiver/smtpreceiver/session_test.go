@@ -188,9 +188,7 @@ func TestOnlyCRLFDotCRLFEndsData(t *testing.T) {
 	r := startReceiver(t, testConfig(nil), sink)
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@example.com>", "250")
-	c.expect("RCPT TO:<b@example.com>", "250")
-	c.expect("DATA", "354")
+	c.openData()
 	c.send("Subject: first\r\n\r\nbody\n.\nMAIL FROM:<evil@example.com>\r\n" +
 		"body2\r.\rRCPT TO:<victim@example.com>\r\nbody3\n.\r\nDATA\r\n" +
 		"end\r\n.\r\n")
@@ -287,9 +285,7 @@ func TestDataTimeoutBoundsTheTransfer(t *testing.T) {
 	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 5; c.DataTimeout = 1 }), sink)
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@example.com>", "250")
-	c.expect("RCPT TO:<b@example.com>", "250")
-	c.expect("DATA", "354")
+	c.openData()
 	// Lines keep arriving well within the idle timeout, but the transfer
 	// as a whole takes longer than data_timeout.
 	for i := 0; i < 30 && !hasData(c); i++ {
@@ -321,9 +317,7 @@ func TestShutdown(t *testing.T) {
 		require.NoError(t, r.Start(context.Background(), nopHost()))
 		c := dial(t, r.addr())
 		c.expect("EHLO x", "250")
-		c.expect("MAIL FROM:<a@example.com>", "250")
-		c.expect("RCPT TO:<b@example.com>", "250")
-		c.expect("DATA", "354")
+		c.openData()
 		c.send(simpleMessage[:20])
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -427,9 +421,7 @@ func TestShutdownCancelsBlockedPipeline(t *testing.T) {
 	require.NoError(t, r.Start(context.Background(), nopHost()))
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
-	c.expect("MAIL FROM:<a@example.com>", "250")
-	c.expect("RCPT TO:<b@example.com>", "250")
-	c.expect("DATA", "354")
+	c.openData()
 	c.send(dotTerminated(simpleMessage))
 	<-next.entered
 	require.NoError(t, r.Shutdown(context.Background()), "the collector's shutdown context has no deadline")
