@@ -349,10 +349,7 @@ tags: [e2e, curl]
 		return
 	}
 	r := recs[0]
-	eq(t, "body subject", str(r.Body, "subject"), subject)
-	eq(t, "body body", strings.TrimRight(str(r.Body, "body"), "\n"), text)
-	eq(t, "body from", str(r.Body, "from"), "bob@example.com")
-	eqList(t, "body to", strs(r.Body, "to"), []string{"ops@example.org"})
+	checkEnvelopeAndText(t, r, "bob@example.com", subject, text)
 	eq(t, "resource device.name", str(r.Resource, "device.name"), "e2e_curl")
 	checkNoParseError(t, r)
 }
@@ -384,10 +381,7 @@ tags: [e2e, swaks]
 		return
 	}
 	r := recs[0]
-	eq(t, "body subject", str(r.Body, "subject"), subject)
-	eq(t, "body body", strings.TrimRight(str(r.Body, "body"), "\n"), text)
-	eq(t, "body from", str(r.Body, "from"), "carol@example.com")
-	eqList(t, "body to", strs(r.Body, "to"), []string{"ops@example.org"})
+	checkEnvelopeAndText(t, r, "carol@example.com", subject, text)
 	eq(t, "attribute smtp.helo", str(r.Attrs, "smtp.helo"), "e2e-swaks.example.com")
 	if hs, _ := submap(r.Body, "headers"); len(headerValues(hs, "X-Mailer")) != 1 {
 		t.Errorf("body headers[X-Mailer] (swaks sets one): %q", headerValues(hs, "X-Mailer"))
@@ -876,4 +870,14 @@ func curlSend(t *testing.T, tl *tally, curl, url, from, eml string, extra ...str
 	if res.Code != 0 {
 		t.Fatalf("curl %s failed: %s", url, res)
 	}
+}
+
+// checkEnvelopeAndText checks the fields every client scenario sets: the
+// envelope (to ops@example.org), the subject and the text body.
+func checkEnvelopeAndText(t *testing.T, r record, from, subject, text string) {
+	t.Helper()
+	eq(t, "body subject", str(r.Body, "subject"), subject)
+	eq(t, "body body", strings.TrimRight(str(r.Body, "body"), "\n"), text)
+	eq(t, "body from", str(r.Body, "from"), from)
+	eqList(t, "body to", strs(r.Body, "to"), []string{"ops@example.org"})
 }
