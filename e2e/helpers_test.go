@@ -290,13 +290,16 @@ func writeFile(t *testing.T, path, content string) string {
 
 // fileExporter is the exporter block every scenario config uses: rotation
 // set makes the contrib file exporter write each export straight away.
-func fileExporter(out string) string {
+func fileExporter(out string) string { return fileExporterRotatingAt(out, 10) }
+
+// fileExporterRotatingAt is fileExporter with the rotation size in MiB.
+func fileExporterRotatingAt(out string, megabytes int) string {
 	return fmt.Sprintf(`  file:
     path: %q
     format: json
     rotation:
-      max_megabytes: 10
-`, out)
+      max_megabytes: %d
+`, out, megabytes)
 }
 
 // quietTelemetry keeps the collector's own metrics endpoint (:8888) off, so

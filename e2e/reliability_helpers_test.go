@@ -127,14 +127,7 @@ service:
 
 // relFileExporter is fileExporter with a rotation size large enough that a
 // run never rotates (a rotated file would hide records from readRecords).
-func relFileExporter(out string) string {
-	return fmt.Sprintf(`  file:
-    path: %q
-    format: json
-    rotation:
-      max_megabytes: 2000
-`, out)
-}
+func relFileExporter(out string) string { return fileExporterRotatingAt(out, 2000) }
 
 // ---------------------------------------------------------------- exported records
 

@@ -194,3 +194,24 @@ func TestStatsReport(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, m.Data.(metricdata.Gauge[float64]).DataPoints)
 }
+
+// A client that disconnects mid-DATA leaves no record; the message counts
+// as rejected with reason read_error.
+func TestDisconnectMidDataIsNotRecorded(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r, tel, _ := observedReceiver(t, testConfig(nil), sink)
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.openData()
+	c.send(simpleMessage[:30])
+	require.NoError(t, c.conn.Close())
+
+	require.Eventually(t, func() bool {
+		m, err := tel.GetMetric("otelcol_smtp_messages_rejected")
+		return err == nil && len(m.Data.(metricdata.Sum[int64]).DataPoints) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	metadatatest.AssertEqualSMTPMessagesRejected(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: workerAttr(attribute.String("reason", "read_error")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+	assert.Empty(t, records(sink))
+}
