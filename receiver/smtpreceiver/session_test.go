@@ -352,7 +352,7 @@ func TestPortInUse(t *testing.T) {
 	require.NoError(t, err)
 	defer ln.Close()
 	cfg := testConfig(nil)
-	cfg.Port = ln.Addr().(*net.TCPAddr).Port
+	cfg.Port = new(ln.Addr().(*net.TCPAddr).Port)
 	r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 	require.NoError(t, err)
 	err = r.Start(context.Background(), nopHost())
