@@ -46,7 +46,6 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		Status:                    true,
 		Address:                   defaultAddress,
-		Port:                      portUnset,
 		Timeout:                   defaultTimeout,
 		Workers:                   defaultWorkers,
 		BufferSize:                defaultBufferSize,

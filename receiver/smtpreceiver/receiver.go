@@ -191,7 +191,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 			r.telemetry.Shutdown()
 			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
 		}
-		if i == 0 && r.cfg.Port == 0 {
+		if i == 0 && r.cfg.port() == 0 {
 			// Port 0 picks a free port; the other workers share that one.
 			addr = ln.Addr().String()
 		}
