@@ -376,3 +376,58 @@ func TestMailClientAttribute(t *testing.T) {
 		})
 	}
 }
+
+// A line that is not a header field ends the header block, as in Python's
+// email package: it and the rest are the body, so header-less alert mail
+// keeps its text.
+func TestNonHeaderLineEndsHeader(t *testing.T) {
+	long := strings.Repeat("x", 40<<10) // a "name" longer than the read buffer
+	tests := []struct {
+		name, raw, wantBody string
+		wantHeaders         map[string]any
+		wantErr             string // "" means no parse error
+	}{
+		{"one line without header", "UPS on battery, 10 minutes left\r\n",
+			"UPS on battery, 10 minutes left\n", map[string]any{}, "first line is not a header field"},
+		{"field then text", "Alert: disk full\r\nhost1 /var is 100% used",
+			"host1 /var is 100% used", map[string]any{"Alert": []any{"disk full"}}, "line is not a header field"},
+		{"text inside the header", "Subject: s\r\nnot a header\r\nX: y\r\n\r\nbody",
+			"not a header\nX: y\n\nbody", map[string]any{"Subject": []any{"s"}}, `"not a header"`},
+		{"bare LF", "Alert: disk full\nhost1 down\n",
+			"host1 down\n", map[string]any{"Alert": []any{"disk full"}}, "line is not a header field"},
+		{"8-bit name", "Gr\xc3\xbc\xc3\x9fe: x\r\n\r\nb",
+			"Grüße: x\n\nb", map[string]any{}, "first line is not a header field"},
+		{"NUL in the name", "Sub\x00ject: x\r\n\r\nb",
+			"Subject: x\n\nb", map[string]any{}, "first line is not a header field"},
+		{"name without colon up to EOF", "Subject", "Subject", map[string]any{}, "first line is not a header field"},
+		{"name longer than the read buffer", long + "\r\n", long + "\n", map[string]any{}, "first line is not a header field"},
+		{"space before the colon is obsolete syntax, still a field", "Subject : s\r\n\r\nb",
+			"b", map[string]any{"Subject": []any{"s"}}, ""},
+		{"mbox From line is skipped", "From sender@example.org Fri May 17 12:00:00 2024\r\nSubject: s\r\n\r\nb",
+			"b", map[string]any{"Subject": []any{"s"}}, `mbox "From " line ignored`},
+		{"empty name is skipped", ": x\r\nSubject: s\r\n\r\nb",
+			"b", map[string]any{"Subject": []any{"s"}}, "without a field name"},
+		{"blank line first: all body", "\r\nSubject: s\r\n", "Subject: s\n", map[string]any{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, r := range []func(string) io.Reader{
+				func(s string) io.Reader { return strings.NewReader(s) },
+				func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
+			} {
+				lr := plog.NewLogRecord()
+				res, err := Convert(r(tt.raw), goldenEnv, Options{}, lr)
+				require.NoError(t, err)
+				assert.Equal(t, int64(len(tt.raw)), res.Size)
+				assert.Equal(t, tt.wantBody, bodyStr(lr, "body"))
+				headers, _ := lr.Body().Map().Get("headers")
+				assert.Equal(t, tt.wantHeaders, headers.Map().AsRaw())
+				if tt.wantErr == "" {
+					assert.Empty(t, res.ParseErrors)
+				} else {
+					assert.Contains(t, strings.Join(res.ParseErrors, "; "), tt.wantErr)
+				}
+			}
+		})
+	}
+}

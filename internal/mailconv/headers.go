@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
-	"golang.org/x/text/encoding/charmap"
 )
 
 // field is one header field as it appeared: name spelled as written, value
@@ -51,41 +50,41 @@ func (h header) size() int {
 }
 
 // readHeader reads a header block from br up to and including the blank
-// line that ends it. It is deliberately more forgiving than a strict MIME
-// parser: lines without a colon are skipped (and reported) instead of ending
-// the header, bare LF works like CRLF, and fields beyond maxBytes are consumed
-// but dropped so a hostile header cannot grow memory without bound.
+// line that ends it, the way Python's email parser reads one: a line that is
+// not a header field ends the header without being consumed, so it and the
+// rest belong to the body (a header-less alert mail keeps its text). Bare LF
+// works like CRLF, and fields beyond maxBytes are consumed but dropped so a
+// hostile header cannot grow memory without bound.
 func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) header {
 	var (
 		h        header
-		cur      []byte // the field being unfolded
+		cur      []byte // value of the field being unfolded
+		name     string // its name; "" when no field is open
 		total    int
 		overflow bool
 		sawNUL   bool
 	)
 	flush := func() {
-		if cur == nil {
+		if name == "" {
 			return
 		}
 		if bytes.IndexByte(cur, 0) >= 0 {
 			sawNUL = true
 			cur = bytes.ReplaceAll(cur, []byte{0}, nil)
 		}
-		if f, ok := parseField(cur); ok {
-			h = append(h, f)
-		} else {
-			errs.addf("%s: header line without colon: %q", where, snippet(cur))
-		}
-		cur = nil
+		h = append(h, field{name: name, value: string(bytes.Trim(cur, " \t"))})
+		name, cur = "", cur[:0]
 	}
-	for {
+	for first := true; ; first = false {
+		kind, nameLen := peekLineKind(br)
+		if kind == lineText {
+			noteHeaderEnd(br, errs, where, first)
+			break
+		}
 		line, n, err := readLine(br, maxBytes+1)
 		total += n
-		if n == 0 && err != nil {
-			break // EOF (message without body) or read error
-		}
-		if len(line) == 0 {
-			break // the blank line separating header and body
+		if kind == lineBlank || n == 0 {
+			break // the blank line separating header and body, or EOF
 		}
 		if total > maxBytes {
 			if !overflow {
@@ -93,23 +92,31 @@ func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) h
 				flush() // the field before the overflowing line is complete
 				errs.addf("%s: header exceeds %d bytes; remaining fields ignored", where, maxBytes)
 			}
-			cur = nil
+			name = ""
 			if err != nil {
 				break
 			}
 			continue
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if cur == nil {
+		switch kind {
+		case lineField:
+			flush()
+			name = string(bytes.TrimRight(line[:nameLen], " \t"))
+			cur = append(cur[:0], line[nameLen+1:]...)
+		case lineContinuation:
+			if name == "" {
 				errs.addf("%s: continuation line without a field: %q", where, snippet(line))
 			} else {
 				// Unfold to a single space like most MUAs display it.
 				cur = append(cur, ' ')
 				cur = append(cur, bytes.TrimLeft(line, " \t")...)
 			}
-		} else {
+		case lineNoName:
 			flush()
-			cur = append([]byte(nil), line...)
+			errs.addf("%s: header line without a field name: %q", where, snippet(line))
+		case lineMbox:
+			flush()
+			errs.addf("%s: mbox \"From \" line ignored: %q", where, snippet(line))
 		}
 		if err != nil {
 			break
@@ -122,23 +129,91 @@ func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) h
 	return h
 }
 
-// parseField splits "Name: value". The name must be printable ASCII without
-// spaces (trailing spaces before the colon are tolerated, they occur).
-func parseField(line []byte) (field, bool) {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return field{}, false
+// noteHeaderEnd reports a header block that ended at a line of text rather
+// than at a blank line.
+func noteHeaderEnd(br *bufio.Reader, errs *errorList, where string, first bool) {
+	line, _ := br.Peek(min(br.Buffered(), 64))
+	line, _, _ = bytes.Cut(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if first {
+		errs.addf("%s: first line is not a header field, the whole message is body: %q", where, snippet(line))
+		return
 	}
-	name := bytes.TrimRight(line[:i], " \t")
-	if len(name) == 0 {
-		return field{}, false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return field{}, false
+	errs.addf("%s: line is not a header field, it and the rest are body: %q", where, snippet(line))
+}
+
+// lineKind is what the next line of a header block is.
+type lineKind int
+
+const (
+	lineBlank        lineKind = iota // empty line or end of input: the header ends
+	lineField                        // "Name: value"
+	lineContinuation                 // starts with space or tab: folds into the field before
+	lineNoName                       // ": value": skipped (Python: "Missing header name")
+	lineMbox                         // "From sender date", an mbox separator: skipped
+	lineText                         // anything else: the header ends before it
+)
+
+// peekLineKind classifies the next line without consuming it; for a field,
+// nameLen is the offset of its colon. Header field names are printable
+// ASCII without colon (RFC 5322 section 2.2), the set Python's email parser
+// accepts too; white space before the colon is RFC 5322's obsolete syntax
+// (section 4.5.3), which a receiver must still accept.
+func peekLineKind(br *bufio.Reader) (kind lineKind, nameLen int) {
+	// What is buffered usually decides; only then wait for more input.
+	for n := br.Buffered(); ; n = min(max(2*n, 128), br.Size()) {
+		b, err := br.Peek(n)
+		kind, nameLen, decided := classifyLine(b, err != nil)
+		if decided {
+			return kind, nameLen
+		}
+		if err != nil || n >= br.Size() {
+			// A "name" longer than the read buffer is not a header field.
+			return lineText, 0
 		}
 	}
-	return field{name: string(name), value: string(bytes.Trim(line[i+1:], " \t"))}, true
+}
+
+// classifyLine decides what the line starting at b is; decided is false
+// when b ends before that is known and more input may follow (complete
+// is false).
+func classifyLine(b []byte, complete bool) (kind lineKind, nameLen int, decided bool) {
+	if len(b) == 0 {
+		return lineBlank, 0, complete
+	}
+	switch b[0] {
+	case '\n':
+		return lineBlank, 0, true
+	case '\r':
+		if len(b) == 1 {
+			return lineText, 0, complete
+		}
+		if b[1] == '\n' {
+			return lineBlank, 0, true
+		}
+		return lineText, 0, true
+	case ' ', '\t':
+		return lineContinuation, 0, true
+	case ':':
+		return lineNoName, 0, true
+	}
+	i := 0
+	for i < len(b) && b[i] > ' ' && b[i] < 127 && b[i] != ':' {
+		i++
+	}
+	j := i
+	for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+		j++
+	}
+	switch {
+	case j == len(b):
+		return lineText, 0, complete
+	case b[j] == ':':
+		return lineField, j, true
+	case i == 4 && b[i] == ' ' && string(b[:4]) == "From":
+		return lineMbox, 0, true
+	}
+	return lineText, 0, true
 }
 
 // readLine returns the next line without its line ending, keeping at most
@@ -193,13 +268,14 @@ func decodeHeaderValue(name, raw string, errs *errorList) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// latin1 decodes ISO-8859-1 bytes; it cannot fail since every byte maps.
+// latin1 decodes ISO-8859-1 bytes: every byte is the code point of the
+// same value, so this cannot fail.
 func latin1(s string) string {
-	out, err := charmap.ISO8859_1.NewDecoder().String(s)
-	if err != nil {
-		return strings.ToValidUTF8(s, "\uFFFD")
+	out := make([]rune, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, rune(s[i]))
 	}
-	return out
+	return string(out)
 }
 
 // snippet shortens malformed input quoted in an error message.
