@@ -13,6 +13,9 @@ BUILDER   := $(TOOLS_DIR)/builder
 MDATAGEN  := $(TOOLS_DIR)/mdatagen
 NFPM      := $(TOOLS_DIR)/nfpm
 
+# The version of the distribution and of device2otel: the VERSION file.
+VERSION     := $(shell cat VERSION)
+
 DIST_NAME   := otelcol-smtp
 BUILD_DIR   := _build
 BIN_DIR     := bin
@@ -20,14 +23,6 @@ BINARY      := $(BIN_DIR)/$(DIST_NAME)
 RUN_CONFIG  ?= examples/default.yaml
 
 RECEIVER_DIR := receiver/smtpreceiver
-
-# The version of the distribution, its image and its package, defined here
-# only: the VERSION file when there is one, else the latest v* tag (without
-# the v), else 0.0.1-dev.g<commit>. It must start with a digit (Debian) and use
-# only [A-Za-z0-9.-] (Docker tags).
-VERSION ?= $(shell cat VERSION 2>/dev/null || \
-	git describe --tags --match 'v[0-9]*' 2>/dev/null | sed 's/^v//' | tr '+' '.' | grep . || \
-	echo "0.0.1-dev.g$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)")
 
 # The binary is static (no cgo): it runs in a FROM scratch image and on any
 # Linux. The flags are kept in a stamp file so a change of them rebuilds it.
@@ -37,7 +32,7 @@ GO_BUILD_FLAGS := -trimpath -ldflags "-s -w"
 # Everything the distribution binary depends on: a change to any of these
 # makes `make build` rebuild; otherwise it is a no-op.
 BUILD_INPUTS := $(shell find receiver internal -name '*.go' -type f) \
-	go.mod go.sum builder-config.yaml
+	go.mod go.sum builder-config.yaml VERSION
 
 # Go sources checked by fmt-check (the builder output and tools are excluded).
 GO_SOURCES = $(shell find . -name '*.go' -type f \
@@ -50,18 +45,25 @@ all: build
 
 help:
 	@echo "Targets:"
-	@echo "  tools      build ocb and mdatagen into .tools/ (only when missing or outdated)"
-	@echo "  generate   regenerate the mdatagen code of $(RECEIVER_DIR)"
-	@echo "  build      build $(BINARY) with ocb (no-op when nothing changed)"
-	@echo "  run        build, then run $(BINARY) --config $(RUN_CONFIG)"
-	@echo "  test       go test -race -count=1 ./..."
-	@echo "  compat     compile and test the receiver against newer collector versions"
-	@echo "  fmt-check  fail if gofmt would change any file"
-	@echo "  vet        go vet ./..."
-	@echo "  image      build the otelcol-smtp container image (FROM scratch) and test it in Docker"
-	@echo "  deb        build dist/$(DIST_NAME)_<version>_amd64.deb with nfpm and test it (dpkg, systemd, lintian)"
-	@echo "  clean      remove $(BUILD_DIR)/ and $(BIN_DIR)/"
-	@echo "  distclean  clean, and also remove .tools/"
+	@echo "  tools         build ocb and mdatagen into .tools/ (only when missing or outdated)"
+	@echo "  generate      regenerate the mdatagen code of $(RECEIVER_DIR)"
+	@echo "  build         build $(BINARY) with ocb (no-op when nothing changed)"
+	@echo "  run           build, then run $(BINARY) --config $(RUN_CONFIG)"
+	@echo "  test          go test -race -count=1 ./..."
+	@echo "  e2e           build, then drive the collector with real clients (swaks, curl, Python, smtp-source)"
+	@echo "  reliability   crash, backpressure, shutdown, Postfix relay, soak (needs root; see docs/delivery.md)"
+	@echo "  fuzz          run each fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "  differential  compare the MIME conversion with Python's email package"
+	@echo "  bench         Go benchmarks and the load harness against Postfix's smtp-sink"
+	@echo "  compat        compile and test the receiver against newer collector versions"
+	@echo "  fmt-check     fail if gofmt would change any file"
+	@echo "  vet           go vet ./..."
+	@echo "  image         build the otelcol-smtp container image (FROM scratch) and test it in Docker"
+	@echo "  deb           build dist/$(DIST_NAME)_<version>_amd64.deb with nfpm and test it (dpkg, systemd, lintian)"
+	@echo "  clean         remove $(BUILD_DIR)/ and $(BIN_DIR)/"
+	@echo "  distclean     clean, and also remove .tools/"
+	@echo "  help          this list"
+	@echo "Version: $(VERSION) (the VERSION file)"
 
 ## ---------------------------------------------------------------- tools
 
@@ -97,6 +99,8 @@ build: $(BINARY) $(BIN_DIR)/device2otel $(BIN_DIR)/mailreplay
 # The builder is an order-only prerequisite: rebuilding the tool alone does
 # not force a rebuild of the distribution.
 $(BINARY): $(BUILD_INPUTS) $(BIN_DIR)/.build-flags | $(BUILDER)
+	@grep -qx '  version: $(VERSION)' builder-config.yaml || \
+		{ echo "builder-config.yaml: dist.version must be $(VERSION), the VERSION file's"; exit 1; }
 	$(BUILDER) --config=builder-config.yaml --skip-compilation
 	@mkdir -p $(BIN_DIR)
 	cd $(BUILD_DIR) && $(GO_BUILD_ENV) $(GO) build $(GO_BUILD_FLAGS) -o $(CURDIR)/$(BINARY) .
@@ -112,9 +116,9 @@ $(BIN_DIR)/.build-flags: FORCE
 FORCE:
 
 # The device file → collector config converter.
-$(BIN_DIR)/device2otel: $(shell find cmd/device2otel -name '*.go' -type f) go.mod go.sum
+$(BIN_DIR)/device2otel: $(shell find cmd/device2otel receiver -name '*.go' -type f) go.mod go.sum VERSION
 	@mkdir -p $(BIN_DIR)
-	$(GO) build -trimpath -o $@ ./cmd/device2otel
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/device2otel
 
 # The mbox / Maildir / .eml replayer (docs/reports.md).
 $(BIN_DIR)/mailreplay: $(shell find cmd/mailreplay -name '*.go' -type f) go.mod go.sum
