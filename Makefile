@@ -69,7 +69,7 @@ generate: $(MDATAGEN)
 
 ## ---------------------------------------------------------------- build
 
-build: $(BINARY) $(BIN_DIR)/device2otel
+build: $(BINARY) $(BIN_DIR)/device2otel $(BIN_DIR)/mailreplay
 
 # ocb generates the distribution sources in $(BUILD_DIR) (and tidies its
 # go.mod); the compilation is done here so the binary lands in $(BIN_DIR).
@@ -86,6 +86,11 @@ $(BINARY): $(BUILD_INPUTS) | $(BUILDER)
 $(BIN_DIR)/device2otel: $(shell find cmd/device2otel -name '*.go' -type f) go.mod go.sum
 	@mkdir -p $(BIN_DIR)
 	$(GO) build -trimpath -o $@ ./cmd/device2otel
+
+# The mbox / Maildir / .eml replayer (docs/reports.md).
+$(BIN_DIR)/mailreplay: $(shell find cmd/mailreplay -name '*.go' -type f) go.mod go.sum
+	@mkdir -p $(BIN_DIR)
+	$(GO) build -trimpath -o $@ ./cmd/mailreplay
 
 run: $(BINARY)
 	$(BINARY) --config $(RUN_CONFIG)
@@ -125,6 +130,11 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./internal/mailconv/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
+	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime $(FUZZTIME) ./internal/reports/
+	$(GO) test -run '^$$' -fuzz '^FuzzDMARC$$' -fuzztime $(FUZZTIME) ./internal/reports/
+	$(GO) test -run '^$$' -fuzz '^FuzzTLSRPT$$' -fuzztime $(FUZZTIME) ./internal/reports/
+	$(GO) test -run '^$$' -fuzz '^FuzzFieldReports$$' -fuzztime $(FUZZTIME) ./internal/reports/
 
 ## ---------------------------------------------------------------- e2e
 

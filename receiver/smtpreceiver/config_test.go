@@ -134,12 +134,6 @@ func TestUnknownKeyRejected(t *testing.T) {
 	assert.Contains(t, err.Error(), "prot")
 }
 
-func TestPasswordRedacted(t *testing.T) {
-	cfg := createDefaultConfig().(*Config)
-	cfg.Password = "hunter2"
-	assert.NotContains(t, cfg.Password.String(), "hunter2")
-}
-
 func TestRequireTLSDefault(t *testing.T) {
 	no := false
 	tests := []struct {
