@@ -12,6 +12,9 @@ TOOLS_DIR := $(CURDIR)/.tools
 BUILDER   := $(TOOLS_DIR)/builder
 MDATAGEN  := $(TOOLS_DIR)/mdatagen
 
+# The version of the distribution and of device2otel: the VERSION file.
+VERSION     := $(shell cat VERSION)
+
 DIST_NAME   := otelcol-smtp
 BUILD_DIR   := _build
 BIN_DIR     := bin
@@ -23,7 +26,7 @@ RECEIVER_DIR := receiver/smtpreceiver
 # Everything the distribution binary depends on: a change to any of these
 # makes `make build` rebuild; otherwise it is a no-op.
 BUILD_INPUTS := $(shell find receiver internal -name '*.go' -type f) \
-	go.mod go.sum builder-config.yaml
+	go.mod go.sum builder-config.yaml VERSION
 
 # Go sources checked by fmt-check (the builder output and tools are excluded).
 GO_SOURCES = $(shell find . -name '*.go' -type f \
@@ -36,16 +39,23 @@ all: build
 
 help:
 	@echo "Targets:"
-	@echo "  tools      build ocb and mdatagen into .tools/ (only when missing or outdated)"
-	@echo "  generate   regenerate the mdatagen code of $(RECEIVER_DIR)"
-	@echo "  build      build $(BINARY) with ocb (no-op when nothing changed)"
-	@echo "  run        build, then run $(BINARY) --config $(RUN_CONFIG)"
-	@echo "  test       go test -race -count=1 ./..."
-	@echo "  compat     compile and test the receiver against newer collector versions"
-	@echo "  fmt-check  fail if gofmt would change any file"
-	@echo "  vet        go vet ./..."
-	@echo "  clean      remove $(BUILD_DIR)/ and $(BIN_DIR)/"
-	@echo "  distclean  clean, and also remove .tools/"
+	@echo "  tools         build ocb and mdatagen into .tools/ (only when missing or outdated)"
+	@echo "  generate      regenerate the mdatagen code of $(RECEIVER_DIR)"
+	@echo "  build         build $(BINARY) with ocb (no-op when nothing changed)"
+	@echo "  run           build, then run $(BINARY) --config $(RUN_CONFIG)"
+	@echo "  test          go test -race -count=1 ./..."
+	@echo "  e2e           build, then drive the collector with real clients (swaks, curl, Python, smtp-source)"
+	@echo "  reliability   crash, backpressure, shutdown, Postfix relay, soak (needs root; see docs/delivery.md)"
+	@echo "  fuzz          run each fuzz target for FUZZTIME (default $(FUZZTIME))"
+	@echo "  differential  compare the MIME conversion with Python's email package"
+	@echo "  bench         Go benchmarks and the load harness against Postfix's smtp-sink"
+	@echo "  compat        compile and test the receiver against newer collector versions"
+	@echo "  fmt-check     fail if gofmt would change any file"
+	@echo "  vet           go vet ./..."
+	@echo "  clean         remove $(BUILD_DIR)/ and $(BIN_DIR)/"
+	@echo "  distclean     clean, and also remove .tools/"
+	@echo "  help          this list"
+	@echo "Version: $(VERSION) (the VERSION file)"
 
 ## ---------------------------------------------------------------- tools
 
@@ -76,6 +86,8 @@ build: $(BINARY) $(BIN_DIR)/device2otel $(BIN_DIR)/mailreplay
 # The builder is an order-only prerequisite: rebuilding the tool alone does
 # not force a rebuild of the distribution.
 $(BINARY): $(BUILD_INPUTS) | $(BUILDER)
+	@grep -qx '  version: $(VERSION)' builder-config.yaml || \
+		{ echo "builder-config.yaml: dist.version must be $(VERSION), the VERSION file's"; exit 1; }
 	$(BUILDER) --config=builder-config.yaml --skip-compilation
 	@mkdir -p $(BIN_DIR)
 	cd $(BUILD_DIR) && $(GO) build -trimpath -o $(CURDIR)/$(BINARY) .
@@ -83,9 +95,9 @@ $(BINARY): $(BUILD_INPUTS) | $(BUILDER)
 	touch $@
 
 # The device file → collector config converter.
-$(BIN_DIR)/device2otel: $(shell find cmd/device2otel -name '*.go' -type f) go.mod go.sum
+$(BIN_DIR)/device2otel: $(shell find cmd/device2otel receiver -name '*.go' -type f) go.mod go.sum VERSION
 	@mkdir -p $(BIN_DIR)
-	$(GO) build -trimpath -o $@ ./cmd/device2otel
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/device2otel
 
 # The mbox / Maildir / .eml replayer (docs/reports.md).
 $(BIN_DIR)/mailreplay: $(shell find cmd/mailreplay -name '*.go' -type f) go.mod go.sum

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/textproto"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -713,13 +714,24 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("no examples/*.yaml (%v)", err)
 	}
 	env := []string{"SMTP_PASSWORD=e2e-example-password"}
+	// validate loads the certificate files the TLS examples name, from the
+	// service root: the working directory, as in the examples' comments.
+	serviceRoot := t.TempDir()
+	certs := makeCerts(t, serviceRoot)
+	for from, to := range map[string]string{certs.Cert: "smtp.crt", certs.Key: "smtp.key"} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(serviceRoot, to), string(data))
+	}
 	for _, f := range files {
 		base := filepath.Base(f)
 		if base == "devices.yaml" || base == "exporters-file.yaml" {
 			continue
 		}
 		t.Run("validate/"+base, func(t *testing.T) {
-			cmd := run(t, env, binary, "validate", "--config", f)
+			cmd := runIn(t, serviceRoot, env, binary, "validate", "--config", f)
 			if cmd.Code != 0 {
 				t.Errorf("%s validate --config %s: %s", binary, f, cmd)
 			}
