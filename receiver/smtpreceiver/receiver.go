@@ -242,7 +242,7 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	if r.tlsConfig != nil && r.cfg.TLS.Implicit {
 		implicit = r.tlsConfig
 	}
-	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
+	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 
 	s := smtp.NewServer(&backend{w: w})
 	s.Domain = greetingDomain(r.cfg.Domain)
