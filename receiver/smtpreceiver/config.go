@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 )
 
 // Config is the device schema of the "SMTP push device", flattened onto a
@@ -114,12 +116,6 @@ type TLSConfig struct {
 	_ struct{}
 }
 
-// Body formats of the record.
-const (
-	BodyFormatMap  = "map"
-	BodyFormatJSON = "json"
-)
-
 const (
 	// minLineLength is RFC 5321's limit for a command line (4.5.3.1.4):
 	// a server must accept lines this long, or clients are dropped at EHLO.
@@ -219,7 +215,7 @@ func (cfg *Config) Validate() error {
 		add("credentials_file", "cannot be combined with username/password; put every account in the file")
 	}
 	switch cfg.BodyFormat {
-	case BodyFormatMap, BodyFormatJSON:
+	case mailconv.BodyFormatMap, mailconv.BodyFormatJSON:
 	default:
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}

@@ -208,7 +208,7 @@ func (s *session) envelope() mailconv.Envelope {
 		ReceivedAt: time.Now(),
 	}
 	if s.remote != nil {
-		env.RemoteAddr = s.remote.String()
+		env.Client = s.remote.AddrPort()
 	}
 	if s.tls != nil {
 		env.TLSVersion = tlsVersionName(s.tls.Version)
