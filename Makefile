@@ -11,6 +11,7 @@ GO        ?= go
 TOOLS_DIR := $(CURDIR)/.tools
 BUILDER   := $(TOOLS_DIR)/builder
 MDATAGEN  := $(TOOLS_DIR)/mdatagen
+NFPM      := $(TOOLS_DIR)/nfpm
 
 # The version of the distribution and of device2otel: the VERSION file.
 VERSION     := $(shell cat VERSION)
@@ -22,6 +23,11 @@ BINARY      := $(BIN_DIR)/$(DIST_NAME)
 RUN_CONFIG  ?= examples/default.yaml
 
 RECEIVER_DIR := receiver/smtpreceiver
+
+# The binary is static (no cgo): it runs in a FROM scratch image and on any
+# Linux. The flags are kept in a stamp file so a change of them rebuilds it.
+GO_BUILD_ENV   := CGO_ENABLED=0
+GO_BUILD_FLAGS := -trimpath -ldflags "-s -w"
 
 # Everything the distribution binary depends on: a change to any of these
 # makes `make build` rebuild; otherwise it is a no-op.
@@ -52,6 +58,8 @@ help:
 	@echo "  compat        compile and test the receiver against newer collector versions"
 	@echo "  fmt-check     fail if gofmt would change any file"
 	@echo "  vet           go vet ./..."
+	@echo "  image         build the otelcol-smtp container image (FROM scratch) and test it in Docker"
+	@echo "  deb           build dist/$(DIST_NAME)_<version>_amd64.deb with nfpm and test it (dpkg, systemd, lintian)"
 	@echo "  clean         remove $(BUILD_DIR)/ and $(BIN_DIR)/"
 	@echo "  distclean     clean, and also remove .tools/"
 	@echo "  help          this list"
@@ -69,6 +77,11 @@ $(MDATAGEN): internal/tools/go.mod internal/tools/go.sum
 	@mkdir -p $(TOOLS_DIR)
 	cd internal/tools && $(GO) build -o $@ go.opentelemetry.io/collector/cmd/mdatagen
 
+# nfpm v2.45.2: newer versions need modules the proxy here refuses.
+$(NFPM): internal/tools/go.mod internal/tools/go.sum
+	@mkdir -p $(TOOLS_DIR)
+	cd internal/tools && $(GO) build -o $@ github.com/goreleaser/nfpm/v2/cmd/nfpm
+
 ## ---------------------------------------------------------------- generate
 
 # metadata.yaml in the receiver folder is a symlink to the root metadata.yaml;
@@ -85,14 +98,22 @@ build: $(BINARY) $(BIN_DIR)/device2otel $(BIN_DIR)/mailreplay
 # go.mod); the compilation is done here so the binary lands in $(BIN_DIR).
 # The builder is an order-only prerequisite: rebuilding the tool alone does
 # not force a rebuild of the distribution.
-$(BINARY): $(BUILD_INPUTS) | $(BUILDER)
+$(BINARY): $(BUILD_INPUTS) $(BIN_DIR)/.build-flags | $(BUILDER)
 	@grep -qx '  version: $(VERSION)' builder-config.yaml || \
 		{ echo "builder-config.yaml: dist.version must be $(VERSION), the VERSION file's"; exit 1; }
 	$(BUILDER) --config=builder-config.yaml --skip-compilation
 	@mkdir -p $(BIN_DIR)
-	cd $(BUILD_DIR) && $(GO) build -trimpath -o $(CURDIR)/$(BINARY) .
+	cd $(BUILD_DIR) && $(GO_BUILD_ENV) $(GO) build $(GO_BUILD_FLAGS) -o $(CURDIR)/$(BINARY) .
 	@# go build leaves an up-to-date binary untouched; refresh its mtime for make.
 	touch $@
+
+# Rewritten only when the build flags differ from the last build's.
+$(BIN_DIR)/.build-flags: FORCE
+	@mkdir -p $(BIN_DIR)
+	@echo '$(GO_BUILD_ENV) $(GO_BUILD_FLAGS)' | cmp -s - $@ || echo '$(GO_BUILD_ENV) $(GO_BUILD_FLAGS)' > $@
+
+.PHONY: FORCE
+FORCE:
 
 # The device file → collector config converter.
 $(BIN_DIR)/device2otel: $(shell find cmd/device2otel receiver -name '*.go' -type f) go.mod go.sum VERSION
@@ -186,3 +207,28 @@ differential:
 .PHONY: reliability
 reliability: build
 	bash scripts/e2e-deps.sh && $(GO) test -tags reliability -count=1 -v -timeout 30m ./e2e/...
+
+## ---------------------------------------------------------------- packages
+
+# Container image otelcol-smtp:$(VERSION) and :dev, FROM scratch (Dockerfile),
+# built and then run read-only without capabilities to take one mail
+# (scripts/image.sh; installs docker.io and starts dockerd when needed).
+.PHONY: image
+image: $(BINARY)
+	VERSION=$(VERSION) bash scripts/image.sh
+
+# Debian package dist/$(DIST_NAME)_<version>_amd64.deb (packaging/nfpm.yaml),
+# then installed, verified, run and purged (scripts/deb-check.sh; needs root).
+# nfpm turns a semver pre-release (1.0.0-dev.g1234) into 1.0.0~dev.g1234, which
+# sorts before 1.0.0 as Debian requires.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed 's/-/~/')
+DEB := dist/$(DIST_NAME)_$(DEB_VERSION)_amd64.deb
+.PHONY: deb
+deb: $(BINARY) $(NFPM)
+	@mkdir -p dist/deb
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' \
+	    -e "s/@COMMIT@/$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)/" \
+	    -e "s/@DATE@/$$(git log -1 --format=%aD 2>/dev/null || date -R)/" \
+	    packaging/deb/changelog | gzip -9n > dist/deb/changelog.gz
+	VERSION=$(VERSION) $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB)
+	bash scripts/deb-check.sh $(DEB)

@@ -63,6 +63,9 @@ type Config struct {
 	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
 	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
 	TrustedNetworks         []string `mapstructure:"trusted_networks"`
+	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
+	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
+	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -203,6 +206,11 @@ func (cfg *Config) Validate() error {
 	for i, n := range cfg.TrustedNetworks {
 		if _, err := parseNetwork(n); err != nil {
 			add(fmt.Sprintf("trusted_networks[%d]", i), "%q is not a CIDR or IP address, e.g. 10.0.0.0/8 or 192.0.2.7", n)
+		}
+	}
+	for i, p := range cfg.AcceptedRecipients {
+		if err := validateRecipientPattern(p); err != nil {
+			add(fmt.Sprintf("accepted_recipients[%d]", i), "%v", err)
 		}
 	}
 	switch {

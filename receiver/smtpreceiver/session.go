@@ -120,6 +120,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.w.recipientRejected("invalid")
 		return errBadRecipient
 	}
+	if !s.r.recipients.accepts(to) {
+		s.w.recipientRejected("not_accepted")
+		return errUnknownRecipient
+	}
 	if len(s.to) >= s.r.cfg.MaxRecipients {
 		s.w.recipientRejected("limit")
 		return errTooManyRcpts
