@@ -18,6 +18,7 @@ import (
 func (w *walker) readText(e *entity, r io.Reader, dst *textBody) {
 	bad := func(msg string) { w.msg.errs.addf("%s part: %s", e.mediaType, msg) }
 	dec := transferDecoder(e.header.get("Content-Transfer-Encoding"), r, bad)
+	defer releaseDecoder(dec)
 
 	cs := strings.ToLower(strings.TrimSpace(e.params["charset"]))
 	src, converted := dec, false
