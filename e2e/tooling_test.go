@@ -90,3 +90,59 @@ func TestVersion(t *testing.T) {
 	rec := c.waitSubject("version")
 	eq(t, "scope version", rec.Scope.Version(), version)
 }
+
+// TestValidateLoadsFiles: `otelcol-smtp validate` refuses a config whose
+// certificate, key, client CA or credentials file is missing or malformed,
+// as the start would, naming the resolved path; with the files in the
+// service root it passes.
+func TestValidateLoadsFiles(t *testing.T) {
+	dir := t.TempDir()
+	certs := makeCerts(t, dir)
+	garbage := writeFile(t, filepath.Join(dir, "garbage.pem"), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+	config := func(receiver string) string {
+		return writeFile(t, filepath.Join(t.TempDir(), "config.yaml"), fmt.Sprintf(`receivers:
+  smtp:
+    address: 127.0.0.1
+    port: 2600
+    service_root: %q
+%s
+exporters:
+  debug:
+service:
+  pipelines:
+    logs:
+      receivers: [smtp]
+      exporters: [debug]
+`, dir, indent(receiver, "    ")))
+	}
+	tls := func(cert, key, ca string) string {
+		s := fmt.Sprintf("tls: {status: true, cert_name: %q, key_name: %q", cert, key)
+		if ca != "" {
+			s += fmt.Sprintf(", client_ca_file: %q", ca)
+		}
+		return s + "}"
+	}
+	tests := []struct {
+		name, receiver, want string // want "" = valid
+	}{
+		{"good files", tls(filepath.Base(certs.Cert), filepath.Base(certs.Key), filepath.Base(certs.CA)), ""},
+		{"missing certificate", tls("missing.crt", filepath.Base(certs.Key), ""), filepath.Join(dir, "missing.crt")},
+		{"malformed certificate", tls(garbage, filepath.Base(certs.Key), ""), "garbage.pem"},
+		{"missing client CA", tls(filepath.Base(certs.Cert), filepath.Base(certs.Key), "missing-ca.pem"), "missing-ca.pem"},
+		{"missing credentials file", "credentials_file: users.htpasswd", filepath.Join(dir, "users.htpasswd")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := run(t, nil, binary, "validate", "--config", config(tt.receiver))
+			if tt.want == "" {
+				if res.Code != 0 {
+					t.Errorf("validate refused a good config: %s", res)
+				}
+				return
+			}
+			if res.Code == 0 || !strings.Contains(res.Stderr+res.Stdout, tt.want) {
+				t.Errorf("validate: want a refusal naming %q, got %s", tt.want, res)
+			}
+		})
+	}
+}
