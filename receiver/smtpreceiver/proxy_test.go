@@ -185,7 +185,10 @@ func TestProxyProtocolValidate(t *testing.T) {
 	}{
 		{"enabled without trusted proxies", func(c *Config) { c.ProxyProtocol.Enabled = true },
 			"proxy_protocol.trusted_proxies: is required when proxy_protocol.enabled is true"},
-		{"bad CIDR", func(c *Config) { c.ProxyProtocol.Enabled = true; c.ProxyProtocol.TrustedProxies = []string{"10.0.0.0/33"} },
+		{"bad CIDR", func(c *Config) {
+			c.ProxyProtocol.Enabled = true
+			c.ProxyProtocol.TrustedProxies = []string{"10.0.0.0/33"}
+		},
 			`proxy_protocol.trusted_proxies[0]: "10.0.0.0/33" is not a CIDR or IP address`},
 		{"zero timeout", func(c *Config) { c.ProxyProtocol.Timeout = 0 },
 			"proxy_protocol.timeout: must be greater than 0, got 0"},
