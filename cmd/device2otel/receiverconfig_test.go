@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -151,4 +152,32 @@ func TestRepeatedPipelineRefused(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `stdin:5: device "a" (id 1): pipelines: "spam_filter" (line 5) and "spam_filter" both become processor filter/spam_filter`)
 	assert.Contains(t, errOut, `"geo enrich" (line 5) and "geo_enrich" both become processor transform/geo_enrich`)
+}
+
+// TestNumberKind: a receiver field with a fractional type (none today; a
+// rate could be one) is read, checked and written as a number, not refused
+// at start.
+func TestNumberKind(t *testing.T) {
+	assert.Equal(t, kindNumber, kindOf("rate", reflect.TypeFor[float64]()))
+	assert.Equal(t, kindInt, kindOf("port", reflect.TypeFor[*int]()))
+	assert.Panics(t, func() { kindOf("m", reflect.TypeFor[map[string]int]()) })
+
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("rate: 1.5\nbad: x\n"), &doc))
+	m := doc.Content[0]
+	el := &errorList{file: "t"}
+	v, ok := checkScalar(el, "rate", m.Content[1], kindNumber, true)
+	require.True(t, ok)
+	assert.InDelta(t, 1.5, v.f, 0)
+	_, ok = checkScalar(el, "bad", m.Content[3], kindNumber, true)
+	assert.False(t, ok)
+	assert.ErrorContains(t, el.err(), `bad: expected a number, got the string "x"`)
+
+	fields := []field{{spec: fieldSpec{name: "rate", kind: kindNumber}, val: value{f: 1.5}}}
+	out := map[string]any{}
+	addFields(out, fields)
+	assert.Equal(t, map[string]any{"rate": 1.5}, out)
+	nodes := fieldNodes(fields)
+	require.Len(t, nodes, 2)
+	assert.Equal(t, "1.5", nodes[1].Value)
 }
