@@ -48,6 +48,10 @@ type Config struct {
 	MaxRecipients   int   `mapstructure:"max_recipients"`
 	MaxLineLength   int   `mapstructure:"max_line_length"`
 	DataTimeout     int   `mapstructure:"data_timeout"`
+	// MinDataRate is the lowest transfer rate, in bytes per second over
+	// each timeout window, a DATA/BDAT transfer may fall to before the
+	// client gets 421 and is closed; 0 turns the check off.
+	MinDataRate int `mapstructure:"min_data_rate"`
 	// PipelineTimeout bounds, in seconds, how long a message waits for the
 	// pipeline to accept it before the client gets 451 and retries.
 	PipelineTimeout         int      `mapstructure:"pipeline_timeout"`
@@ -114,6 +118,10 @@ const (
 	BodyFormatJSON = "json"
 )
 
+// maxMinDataRate (100 MiB/s) keeps min_data_rate below any rate a real
+// network path is sure to reach.
+const maxMinDataRate = 100 << 20
+
 // portUnset marks a port the user did not give: the device schema makes
 // port required, and 0 is a valid value (an ephemeral port, for tests).
 const portUnset = -1
@@ -170,6 +178,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.BufferSize > 0 && cfg.BufferSize < 512 {
 		add("buffer_size", "must be at least 512 bytes, got %d", cfg.BufferSize)
+	}
+	if cfg.MinDataRate < 0 || cfg.MinDataRate > maxMinDataRate {
+		add("min_data_rate", "must be between 0 (no minimum) and %d bytes per second, got %d; e.g. min_data_rate: 256", maxMinDataRate, cfg.MinDataRate)
 	}
 	if cfg.SocketReceiveBuffer < 0 {
 		add("socket_receive_buffer", "must be 0 (kernel autotuning) or a size in bytes, got %d", cfg.SocketReceiveBuffer)

@@ -105,7 +105,8 @@ func (r *smtpReceiver) loadTLS(ctx context.Context) (*tls.Config, error) {
 				return cfg, nil
 			}
 			tc.tlsPending()
-			cfg.VerifyConnection = func(tls.ConnectionState) error {
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				tc.guard.tlsUp(cs)
 				tc.tlsDone.Store(true)
 				tc.w.tlsHandshake(true)
 				return nil
