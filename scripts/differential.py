@@ -217,10 +217,16 @@ def join_text(segments):
 
 # Top-level defects that concern the header section: fields after the
 # problem may be missing on Python's side.
-HEADER_SECTION_DEFECTS = ("MissingHeaderBodySeparatorDefect", "FirstHeaderLineIsContinuationDefect")
+HEADER_SECTION_DEFECTS = ("FirstHeaderLineIsContinuationDefect",)
 # Of those, the ones that leave the MIME structure intact (the offending line
 # is dropped and parsing goes on).
 HEADER_ONLY_DEFECTS = ("FirstHeaderLineIsContinuationDefect",)
+# Top-level defects our converter reproduces exactly, so they make nothing
+# incomparable: a line that is not a header field ends the top-level header
+# and it and the rest are the body (internal/mailconv/headers.go,
+# readHeader). Part headers are read by go-message, which differs there, so
+# inside parts the defect still counts as a structure problem.
+MIRRORED_TOP_LEVEL_DEFECTS = ("MissingHeaderBodySeparatorDefect",)
 
 
 class PyView:
@@ -244,6 +250,7 @@ class PyView:
                 f"{p.get_content_type()}: {type(d).__name__}"
                 for d in p.defects
                 if type(d).__name__ not in HEADER_ONLY_DEFECTS
+                and not (p is self.msg and type(d).__name__ in MIRRORED_TOP_LEVEL_DEFECTS)
             ]
             for h in ("content-type", "content-disposition"):
                 self.structure_defects += [f"{h}: {d}" for d in header_defects(p, h)]

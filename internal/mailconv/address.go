@@ -1,10 +1,8 @@
 package mailconv
 
 import (
-	"net"
 	"net/mail"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -59,20 +57,6 @@ var localPartOnly = regexp.MustCompile(`^[A-Za-z0-9!#$%&'*+/=?^_{|}~.-]+$`)
 var looseAddress = regexp.MustCompile(`<([^<>\s]+@[^<>\s]+)>|([^\s<>,;:"()]+@[^\s<>,;:"()]+)`)
 
 func valid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-
-// splitRemoteAddr splits "ip:port" / "[v6]:port". Without a port the whole
-// string is the address and port is -1.
-func splitRemoteAddr(s string) (string, int) {
-	host, portStr, err := net.SplitHostPort(s)
-	if err != nil {
-		return strings.Trim(s, "[]"), -1
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return host, -1
-	}
-	return host, port
-}
 
 // msgIDs extracts message identifiers without angle brackets. Identifiers
 // not in angle brackets (seen from broken mailers) are split on whitespace.

@@ -7,10 +7,10 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
-	"golang.org/x/text/encoding/charmap"
 )
 
 // field is one header field as it appeared: name spelled as written, value
@@ -24,21 +24,20 @@ type field struct {
 type header []field
 
 func (h header) get(name string) string {
-	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
-			return f.value
-		}
+	if i := h.index(name); i >= 0 {
+		return h[i].value
 	}
 	return ""
 }
 
-func (h header) has(name string) bool {
-	for _, f := range h {
+// index returns the position of the first field called name, or -1.
+func (h header) index(name string) int {
+	for i, f := range h {
 		if strings.EqualFold(f.name, name) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // size approximates the on-the-wire size of the header block.
@@ -51,115 +50,265 @@ func (h header) size() int {
 }
 
 // readHeader reads a header block from br up to and including the blank
-// line that ends it. It is deliberately more forgiving than a strict MIME
-// parser: lines without a colon are skipped (and reported) instead of ending
-// the header, bare LF works like CRLF, and fields beyond maxBytes are consumed
-// but dropped so a hostile header cannot grow memory without bound.
+// line that ends it, the way Python's email parser reads one: a line that is
+// not a header field ends the header without being consumed, so it and the
+// rest belong to the body (a header-less alert mail keeps its text). Bare LF
+// works like CRLF, and fields beyond maxBytes are consumed but dropped so a
+// hostile header cannot grow memory without bound.
 func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) header {
-	var (
-		h        header
-		cur      []byte // the field being unfolded
-		total    int
-		overflow bool
-		sawNUL   bool
-	)
-	flush := func() {
-		if cur == nil {
-			return
+	hb := headerBuilderPool.Get().(*headerBuilder)
+	defer hb.release()
+	total, overflow := 0, false
+	for first := true; ; first = false {
+		kind, nameLen := peekLineKind(br)
+		if kind == lineText {
+			noteHeaderEnd(br, errs, where, first)
+			break
 		}
-		if bytes.IndexByte(cur, 0) >= 0 {
-			sawNUL = true
-			cur = bytes.ReplaceAll(cur, []byte{0}, nil)
-		}
-		if f, ok := parseField(cur); ok {
-			h = append(h, f)
-		} else {
-			errs.addf("%s: header line without colon: %q", where, snippet(cur))
-		}
-		cur = nil
-	}
-	for {
-		line, n, err := readLine(br, maxBytes+1)
+		line, n, err := readLine(br, maxBytes+1, &hb.scratch)
 		total += n
-		if n == 0 && err != nil {
-			break // EOF (message without body) or read error
-		}
-		if len(line) == 0 {
-			break // the blank line separating header and body
+		if kind == lineBlank || n == 0 {
+			break // the blank line separating header and body, or EOF
 		}
 		if total > maxBytes {
 			if !overflow {
 				overflow = true
-				flush() // the field before the overflowing line is complete
+				hb.finish() // the field before the overflowing line is complete
 				errs.addf("%s: header exceeds %d bytes; remaining fields ignored", where, maxBytes)
 			}
-			cur = nil
+			hb.open = false
 			if err != nil {
 				break
 			}
 			continue
 		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if cur == nil {
+		switch kind {
+		case lineField:
+			hb.start(bytes.TrimRight(line[:nameLen], " \t"), line[nameLen+1:])
+		case lineContinuation:
+			if !hb.open {
 				errs.addf("%s: continuation line without a field: %q", where, snippet(line))
 			} else {
-				// Unfold to a single space like most MUAs display it.
-				cur = append(cur, ' ')
-				cur = append(cur, bytes.TrimLeft(line, " \t")...)
+				hb.fold(line)
 			}
-		} else {
-			flush()
-			cur = append([]byte(nil), line...)
+		case lineNoName:
+			hb.finish()
+			errs.addf("%s: header line without a field name: %q", where, snippet(line))
+		case lineMbox:
+			hb.finish()
+			errs.addf("%s: mbox \"From \" line ignored: %q", where, snippet(line))
 		}
 		if err != nil {
 			break
 		}
 	}
-	flush()
-	if sawNUL {
+	hb.finish()
+	if hb.sawNUL {
 		errs.addf("%s: NUL bytes removed from header", where)
+	}
+	return hb.header()
+}
+
+// headerBuilder collects the fields of one header block back to back in one
+// byte arena, so that a block costs two allocations rather than two per
+// field. Builders are pooled.
+type headerBuilder struct {
+	arena   []byte
+	spans   []fieldSpan
+	scratch []byte // holds lines longer than the read buffer
+	open    bool   // a field is being unfolded: the arena ends with its value
+	name    int    // arena offset of the open field's name
+	value   int    // arena offset of its value
+	sawNUL  bool
+}
+
+// fieldSpan locates one finished field in the arena.
+type fieldSpan struct{ name, nameEnd, value, valueEnd int }
+
+var headerBuilderPool = sync.Pool{New: func() any { return new(headerBuilder) }}
+
+// release returns hb to the pool; buffers a hostile header grew are left to
+// the garbage collector instead of being kept.
+func (hb *headerBuilder) release() {
+	const keep = 64 << 10
+	if cap(hb.arena) > keep {
+		hb.arena = nil
+	}
+	if cap(hb.spans) > keep/16 {
+		hb.spans = nil
+	}
+	if cap(hb.scratch) > keep {
+		hb.scratch = nil
+	}
+	*hb = headerBuilder{arena: hb.arena[:0], spans: hb.spans[:0], scratch: hb.scratch[:0]}
+	headerBuilderPool.Put(hb)
+}
+
+// start opens a field; the one before it is complete.
+func (hb *headerBuilder) start(name, value []byte) {
+	hb.finish()
+	hb.open = true
+	hb.name = len(hb.arena)
+	hb.arena = append(hb.arena, name...)
+	hb.value = len(hb.arena)
+	hb.arena = append(hb.arena, value...)
+}
+
+// fold appends a continuation line, unfolded to a single space the way most
+// MUAs display it.
+func (hb *headerBuilder) fold(line []byte) {
+	hb.arena = append(hb.arena, ' ')
+	hb.arena = append(hb.arena, bytes.TrimLeft(line, " \t")...)
+}
+
+// finish closes the open field: NUL bytes are removed and the value trimmed.
+func (hb *headerBuilder) finish() {
+	if !hb.open {
+		return
+	}
+	hb.open = false
+	v := hb.arena[hb.value:]
+	if bytes.IndexByte(v, 0) >= 0 {
+		hb.sawNUL = true
+		v = removeNUL(v)
+		hb.arena = hb.arena[:hb.value+len(v)]
+	}
+	start := hb.value + len(v) - len(bytes.TrimLeft(v, " \t"))
+	end := max(start, hb.value+len(bytes.TrimRight(v, " \t")))
+	hb.spans = append(hb.spans, fieldSpan{hb.name, hb.value, start, end})
+}
+
+// header returns the fields as strings sharing one allocation.
+func (hb *headerBuilder) header() header {
+	if len(hb.spans) == 0 {
+		return nil
+	}
+	s := string(hb.arena)
+	h := make(header, len(hb.spans))
+	for i, sp := range hb.spans {
+		h[i] = field{name: s[sp.name:sp.nameEnd], value: s[sp.value:sp.valueEnd]}
 	}
 	return h
 }
 
-// parseField splits "Name: value". The name must be printable ASCII without
-// spaces (trailing spaces before the colon are tolerated, they occur).
-func parseField(line []byte) (field, bool) {
-	i := bytes.IndexByte(line, ':')
-	if i <= 0 {
-		return field{}, false
-	}
-	name := bytes.TrimRight(line[:i], " \t")
-	if len(name) == 0 {
-		return field{}, false
-	}
-	for _, c := range name {
-		if c < 33 || c > 126 {
-			return field{}, false
+// removeNUL drops NUL bytes from b in place.
+func removeNUL(b []byte) []byte {
+	out := b[:0]
+	for _, c := range b {
+		if c != 0 {
+			out = append(out, c)
 		}
 	}
-	return field{name: string(name), value: string(bytes.Trim(line[i+1:], " \t"))}, true
+	return out
+}
+
+// noteHeaderEnd reports a header block that ended at a line of text rather
+// than at a blank line.
+func noteHeaderEnd(br *bufio.Reader, errs *errorList, where string, first bool) {
+	line, _ := br.Peek(min(br.Buffered(), 64))
+	line, _, _ = bytes.Cut(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if first {
+		errs.addf("%s: first line is not a header field, the whole message is body: %q", where, snippet(line))
+		return
+	}
+	errs.addf("%s: line is not a header field, it and the rest are body: %q", where, snippet(line))
+}
+
+// lineKind is what the next line of a header block is.
+type lineKind int
+
+const (
+	lineBlank        lineKind = iota // empty line or end of input: the header ends
+	lineField                        // "Name: value"
+	lineContinuation                 // starts with space or tab: folds into the field before
+	lineNoName                       // ": value": skipped (Python: "Missing header name")
+	lineMbox                         // "From sender date", an mbox separator: skipped
+	lineText                         // anything else: the header ends before it
+)
+
+// peekLineKind classifies the next line without consuming it; for a field,
+// nameLen is the offset of its colon. Header field names are printable
+// ASCII without colon (RFC 5322 section 2.2), the set Python's email parser
+// accepts too; white space before the colon is RFC 5322's obsolete syntax
+// (section 4.5.3), which a receiver must still accept.
+func peekLineKind(br *bufio.Reader) (kind lineKind, nameLen int) {
+	// What is buffered usually decides; only then wait for more input.
+	for n := br.Buffered(); ; n = min(max(2*n, 128), br.Size()) {
+		b, err := br.Peek(n)
+		kind, nameLen, decided := classifyLine(b, err != nil)
+		if decided {
+			return kind, nameLen
+		}
+		if err != nil || n >= br.Size() {
+			// A "name" longer than the read buffer is not a header field.
+			return lineText, 0
+		}
+	}
+}
+
+// classifyLine decides what the line starting at b is; decided is false
+// when b ends before that is known and more input may follow (complete
+// is false).
+func classifyLine(b []byte, complete bool) (kind lineKind, nameLen int, decided bool) {
+	if len(b) == 0 {
+		return lineBlank, 0, complete
+	}
+	switch b[0] {
+	case '\n':
+		return lineBlank, 0, true
+	case '\r':
+		if len(b) == 1 {
+			return lineText, 0, complete
+		}
+		if b[1] == '\n' {
+			return lineBlank, 0, true
+		}
+		return lineText, 0, true
+	case ' ', '\t':
+		return lineContinuation, 0, true
+	case ':':
+		return lineNoName, 0, true
+	}
+	i := 0
+	for i < len(b) && b[i] > ' ' && b[i] < 127 && b[i] != ':' {
+		i++
+	}
+	j := i
+	for j < len(b) && (b[j] == ' ' || b[j] == '\t') {
+		j++
+	}
+	switch {
+	case j == len(b):
+		return lineText, 0, complete
+	case b[j] == ':':
+		return lineField, j, true
+	case i == 4 && b[i] == ' ' && string(b[:4]) == "From":
+		return lineMbox, 0, true
+	}
+	return lineText, 0, true
 }
 
 // readLine returns the next line without its line ending, keeping at most
 // keep bytes of it (the rest is consumed and dropped). n is the number of
-// bytes consumed including the line ending.
-func readLine(br *bufio.Reader, keep int) (line []byte, n int, err error) {
-	for {
-		chunk, e := br.ReadSlice('\n')
-		n += len(chunk)
-		if room := keep - len(line); room > 0 {
-			if len(chunk) > room {
-				line = append(line, chunk[:room]...)
-			} else {
-				line = append(line, chunk...)
+// bytes consumed including the line ending. The line is only valid until the
+// next read from br: it is br's own buffer, or *scratch for a line longer
+// than that buffer.
+func readLine(br *bufio.Reader, keep int, scratch *[]byte) (line []byte, n int, err error) {
+	chunk, err := br.ReadSlice('\n')
+	n = len(chunk)
+	if err != bufio.ErrBufferFull {
+		line = chunk[:min(len(chunk), keep)]
+	} else {
+		line = append((*scratch)[:0], chunk[:min(len(chunk), keep)]...)
+		for err == bufio.ErrBufferFull {
+			chunk, err = br.ReadSlice('\n')
+			n += len(chunk)
+			if room := keep - len(line); room > 0 {
+				line = append(line, chunk[:min(len(chunk), room)]...)
 			}
 		}
-		if e == bufio.ErrBufferFull {
-			continue
-		}
-		err = e
-		break
+		*scratch = line[:0]
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
@@ -193,13 +342,14 @@ func decodeHeaderValue(name, raw string, errs *errorList) string {
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// latin1 decodes ISO-8859-1 bytes; it cannot fail since every byte maps.
+// latin1 decodes ISO-8859-1 bytes: every byte is the code point of the
+// same value, so this cannot fail.
 func latin1(s string) string {
-	out, err := charmap.ISO8859_1.NewDecoder().String(s)
-	if err != nil {
-		return strings.ToValidUTF8(s, "\uFFFD")
+	out := make([]rune, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		out = append(out, rune(s[i]))
 	}
-	return out
+	return string(out)
 }
 
 // snippet shortens malformed input quoted in an error message.

@@ -12,8 +12,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// message is everything parseMessage recovered; record.go turns it into
-// pdata.
+// message is everything parseMessage recovered; decode.go decodes its
+// header fields and record.go turns it into pdata.
 type message struct {
 	header      header
 	contentType string // top-level media type
@@ -21,6 +21,7 @@ type message struct {
 	html        textBody
 	attachments []attachment
 	errs        errorList
+	decoded     decoded
 }
 
 // textBody accumulates decoded text up to the body cap. Parts are decoded

@@ -1,14 +1,20 @@
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 )
 
 // Config is the device schema of the "SMTP push device", flattened onto a
@@ -26,8 +32,10 @@ type Config struct {
 	Status bool `mapstructure:"status"`
 
 	// Server.
-	Address  string              `mapstructure:"address"`
-	Port     int                 `mapstructure:"port"`
+	Address string `mapstructure:"address"`
+	// Port is required, so nil means the config does not give it; 0 picks
+	// a free port (for tests).
+	Port     *int                `mapstructure:"port"`
 	Username string              `mapstructure:"username"`
 	Password configopaque.String `mapstructure:"password"`
 	// Timeout is the idle timeout of a connection in seconds: the time a
@@ -59,6 +67,9 @@ type Config struct {
 	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
 	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
 	TrustedNetworks         []string `mapstructure:"trusted_networks"`
+	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
+	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
+	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -112,19 +123,17 @@ type TLSConfig struct {
 	_ struct{}
 }
 
-// Body formats of the record.
 const (
-	BodyFormatMap  = "map"
-	BodyFormatJSON = "json"
+	// minLineLength is RFC 5321's limit for a command line (4.5.3.1.4):
+	// a server must accept lines this long, or clients are dropped at EHLO.
+	minLineLength = 512
+	// maxSeconds is the largest number of seconds a time.Duration holds.
+	maxSeconds = math.MaxInt64 / int64(time.Second)
 )
 
 // maxMinDataRate (100 MiB/s) keeps min_data_rate below any rate a real
 // network path is sure to reach.
 const maxMinDataRate = 100 << 20
-
-// portUnset marks a port the user did not give: the device schema makes
-// port required, and 0 is a valid value (an ephemeral port, for tests).
-const portUnset = -1
 
 var _ component.Config = (*Config)(nil)
 
@@ -136,10 +145,10 @@ func (cfg *Config) Validate() error {
 	}
 
 	switch {
-	case cfg.Port == portUnset:
+	case cfg.Port == nil:
 		add("port", "is required; set it to the TCP port to listen on, e.g. port: 2525")
-	case cfg.Port < 0 || cfg.Port > 65535:
-		add("port", "must be between 1 and 65535 (0 picks a free port), got %d", cfg.Port)
+	case *cfg.Port < 0 || *cfg.Port > 65535:
+		add("port", "%d is out of range; it must be between 1 and 65535 (0 picks a free port)", *cfg.Port)
 	}
 	if cfg.Address == "" {
 		add("address", `must not be empty; use "0.0.0.0" for all interfaces or "127.0.0.1" for local only`)
@@ -182,6 +191,23 @@ func (cfg *Config) Validate() error {
 	if cfg.MinDataRate < 0 || cfg.MinDataRate > maxMinDataRate {
 		add("min_data_rate", "must be between 0 (no minimum) and %d bytes per second, got %d; e.g. min_data_rate: 256", maxMinDataRate, cfg.MinDataRate)
 	}
+	if cfg.MaxLineLength > 0 && cfg.MaxLineLength < minLineLength {
+		add("max_line_length", "must be at least %d bytes (RFC 5321's command line length; shorter lines drop clients after EHLO), got %d", minLineLength, cfg.MaxLineLength)
+	}
+	for _, s := range []struct {
+		field string
+		value int
+	}{
+		{"timeout", cfg.Timeout}, {"data_timeout", cfg.DataTimeout}, {"pipeline_timeout", cfg.PipelineTimeout},
+		{"stats_frequency", cfg.StatsFrequency}, {"tls.reload_interval", cfg.TLS.ReloadInterval},
+	} {
+		if int64(s.value) > maxSeconds {
+			add(s.field, "must be at most %d seconds, got %d", maxSeconds, s.value)
+		}
+	}
+	if cfg.Domain != "" && !isDomain(cfg.Domain) {
+		add("domain", "must be a host name such as mx.example.com (letters, digits, hyphens, dots) or an address literal such as [192.0.2.1], got %q", cfg.Domain)
+	}
 	if cfg.SocketReceiveBuffer < 0 {
 		add("socket_receive_buffer", "must be 0 (kernel autotuning) or a size in bytes, got %d", cfg.SocketReceiveBuffer)
 	}
@@ -191,6 +217,11 @@ func (cfg *Config) Validate() error {
 	for i, n := range cfg.TrustedNetworks {
 		if _, err := parseNetwork(n); err != nil {
 			add(fmt.Sprintf("trusted_networks[%d]", i), "%q is not a CIDR or IP address, e.g. 10.0.0.0/8 or 192.0.2.7", n)
+		}
+	}
+	for i, p := range cfg.AcceptedRecipients {
+		if err := validateRecipientPattern(p); err != nil {
+			add(fmt.Sprintf("accepted_recipients[%d]", i), "%v", err)
 		}
 	}
 	switch {
@@ -203,7 +234,7 @@ func (cfg *Config) Validate() error {
 		add("credentials_file", "cannot be combined with username/password; put every account in the file")
 	}
 	switch cfg.BodyFormat {
-	case BodyFormatMap, BodyFormatJSON:
+	case mailconv.BodyFormatMap, mailconv.BodyFormatJSON:
 	default:
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
@@ -213,7 +244,84 @@ func (cfg *Config) Validate() error {
 	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {
 		add("require_tls", "needs tls.status: true (there is no TLS to require); turn TLS on or remove require_tls")
 	}
+	if len(errs) == 0 {
+		errs = append(errs, cfg.checkFiles())
+	}
 	return errors.Join(errs...)
+}
+
+// FileError is a file named by the config (certificate, key, client CA
+// bundle, credentials file) that cannot be read or parsed here. Its message
+// names the field and the path. A tool checking a config meant for another
+// machine (cmd/device2otel) can tell these errors from the others.
+type FileError struct {
+	Field string
+	Err   error
+}
+
+func (e *FileError) Error() string { return e.Err.Error() }
+func (e *FileError) Unwrap() error { return e.Err }
+
+// checkFiles loads the files the config names with the code Start uses, so
+// that `otelcol-smtp validate` finds a missing or malformed one too. A
+// disabled device starts nothing and loads nothing.
+func (cfg *Config) checkFiles() error {
+	if !cfg.Status {
+		return nil
+	}
+	var errs []error
+	if cfg.CredentialsFile != "" {
+		if _, err := loadCredentials(cfg); err != nil {
+			errs = append(errs, &FileError{Field: "credentials_file", Err: err})
+		}
+	}
+	if cfg.TLS.Status {
+		if _, err := cfg.serverTLS(context.Background()); err != nil {
+			errs = append(errs, &FileError{Field: "tls", Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isDomain accepts a host name (RFC 1123 labels) or an address literal
+// ([192.0.2.1], [IPv6:2001:db8::1]): what may follow 220 and 250 in the
+// greeting and the EHLO reply, and nothing that could end the reply line.
+func isDomain(s string) bool {
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		inner, ok = strings.CutSuffix(inner, "]")
+		if !ok {
+			return false
+		}
+		if v6, isV6 := strings.CutPrefix(inner, "IPv6:"); isV6 {
+			a, err := netip.ParseAddr(v6)
+			return err == nil && a.Is6() && a.Zone() == ""
+		}
+		a, err := netip.ParseAddr(inner)
+		return err == nil && a.Is4()
+	}
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !isHostLabel(label) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHostLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (t *TLSConfig) validate() error {
@@ -266,5 +374,14 @@ func parseNetwork(s string) (netip.Prefix, error) {
 
 // listenAddress joins address and port for net.Listen.
 func (cfg *Config) listenAddress() string {
-	return net.JoinHostPort(strings.Trim(cfg.Address, "[]"), fmt.Sprint(cfg.Port))
+	return net.JoinHostPort(strings.Trim(cfg.Address, "[]"), strconv.Itoa(cfg.port()))
+}
+
+// port is the configured port; a config without one (only possible when
+// Validate was not run) listens on a free port.
+func (cfg *Config) port() int {
+	if cfg.Port == nil {
+		return 0
+	}
+	return *cfg.Port
 }

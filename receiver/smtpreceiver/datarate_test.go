@@ -79,14 +79,15 @@ func TestSlowDataIsClosed(t *testing.T) {
 // A transfer at a normal rate is not affected.
 func TestFastDataPassesTheRateCheck(t *testing.T) {
 	sink := new(consumertest.LogsSink)
-	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 1; c.MinDataRate = 256 }), sink)
+	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 2; c.MinDataRate = 256 }), sink)
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
 	c.openData()
-	// 300 bytes every 100 ms for 2.5 s: 3000 bytes per second.
-	for range 25 {
-		c.send(strings.Repeat("y", 298) + "\r\n")
-		time.Sleep(100 * time.Millisecond)
+	// 600 bytes every 50 ms for 5 s: 12000 bytes per second, over two
+	// windows and a half.
+	for range 100 {
+		c.send(strings.Repeat("y", 598) + "\r\n")
+		time.Sleep(50 * time.Millisecond)
 	}
 	c.send(".\r\n")
 	assert.Equal(t, "250 2.0.0 OK: queued", c.reply())

@@ -36,7 +36,7 @@ import (
 func testConfig(mod func(*Config)) *Config {
 	cfg := createDefaultConfig().(*Config)
 	cfg.Address = "127.0.0.1"
-	cfg.Port = 0
+	cfg.Port = new(0)
 	if mod != nil {
 		mod(cfg)
 	}

@@ -53,6 +53,7 @@ type smtpReceiver struct {
 	creds           credentials
 	throttle        *authThrottle
 	limiter         *connLimiter
+	recipients      *recipientFilter
 	tlsConfig       *tls.Config
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
@@ -99,6 +100,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		obsrecv:         obsrecv,
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
+		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
 		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
 		shutdownGrace:   defaultShutdownGrace,
 		conns:           make(map[*trackedConn]struct{}),
@@ -193,7 +195,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 			r.telemetry.Shutdown()
 			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
 		}
-		if i == 0 && r.cfg.Port == 0 {
+		if i == 0 && r.cfg.port() == 0 {
 			// Port 0 picks a free port; the other workers share that one.
 			addr = ln.Addr().String()
 		}
@@ -220,6 +222,9 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		zap.Bool("tls", r.cfg.TLS.Status),
 		zap.Bool("implicit_tls", r.cfg.TLS.Implicit),
 		zap.Bool("auth", r.cfg.authEnabled()))
+	if warning := openSinkWarning(r.cfg, r.workers[0].ln.Addr()); warning != "" {
+		logger.Warn(warning)
+	}
 	return nil
 }
 

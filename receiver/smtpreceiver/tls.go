@@ -44,16 +44,26 @@ func (cfg *Config) resolve(name string) (string, error) {
 	return filepath.Join(root, name), nil
 }
 
-// loadTLS builds the server TLS configuration with the collector's
-// configtls (reload, client CAs, versions) from the device's cert_name and
-// key_name, and wraps it to count handshakes per connection.
+// loadTLS builds the server TLS configuration and wraps it to count
+// handshakes per connection.
 func (r *smtpReceiver) loadTLS(ctx context.Context) (*tls.Config, error) {
-	t := r.cfg.TLS
-	certPath, err := r.cfg.resolve(t.CertName)
+	base, err := r.cfg.serverTLS(ctx)
 	if err != nil {
 		return nil, err
 	}
-	keyPath, err := r.cfg.resolve(t.KeyName)
+	return countingTLSConfig(base), nil
+}
+
+// serverTLS loads the certificate, key and client CA bundle the config
+// names, resolved against the service root, with the collector's configtls
+// (reload, client CAs, versions). Start and Validate both use it.
+func (cfg *Config) serverTLS(ctx context.Context) (*tls.Config, error) {
+	t := cfg.TLS
+	certPath, err := cfg.resolve(t.CertName)
+	if err != nil {
+		return nil, err
+	}
+	keyPath, err := cfg.resolve(t.KeyName)
 	if err != nil {
 		return nil, err
 	}
@@ -73,16 +83,21 @@ func (r *smtpReceiver) loadTLS(ctx context.Context) (*tls.Config, error) {
 	sc.CipherSuites = aeadCipherSuites
 	sc.ReloadInterval = time.Duration(t.ReloadInterval) * time.Second
 	if t.ClientCAFile != "" {
-		if sc.ClientCAFile, err = r.cfg.resolve(t.ClientCAFile); err != nil {
+		if sc.ClientCAFile, err = cfg.resolve(t.ClientCAFile); err != nil {
 			return nil, err
 		}
 		sc.ReloadClientCAFile = t.ReloadInterval > 0
 	}
 	base, err := sc.LoadTLSConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls: %w (client_ca_file is resolved against the service root)", err)
 	}
+	return base, nil
+}
 
+// countingTLSConfig wraps base so that handshakes are counted per
+// connection.
+func countingTLSConfig(base *tls.Config) *tls.Config {
 	// Each handshake gets its own copy of the configuration whose
 	// VerifyConnection marks the connection, so failed handshakes can be
 	// told from completed ones when the connection closes.
@@ -113,5 +128,5 @@ func (r *smtpReceiver) loadTLS(ctx context.Context) (*tls.Config, error) {
 			}
 			return cfg, nil
 		},
-	}, nil
+	}
 }
