@@ -70,6 +70,9 @@ type Config struct {
 	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
 	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
 	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
+	// ProxyProtocol takes the client's address from the PROXY protocol
+	// header of a trusted L4 balancer (proxy.go).
+	ProxyProtocol ProxyProtocolConfig `mapstructure:"proxy_protocol"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -239,6 +242,9 @@ func (cfg *Config) Validate() error {
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
 	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.ProxyProtocol.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {

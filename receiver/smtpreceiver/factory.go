@@ -58,6 +58,7 @@ func createDefaultConfig() component.Config {
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
 		MaxAuthFailures:           defaultMaxAuthFailures,
 		TrustedNetworks:           []string{"127.0.0.0/8", "::1/128"},
+		ProxyProtocol:             ProxyProtocolConfig{Timeout: defaultProxyHeaderTimeout},
 		BodyFormat:                conv.BodyFormat,
 		MaxBodyBytes:              conv.MaxBodyBytes,
 		MaxHeaderBytes:            conv.MaxHeaderBytes,

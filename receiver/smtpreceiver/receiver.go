@@ -247,7 +247,7 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	if r.tlsConfig != nil && !r.cfg.TLS.Implicit {
 		w.startTLS = r.tlsConfig
 	}
-	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
+	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 	// go-smtp's own log lines carry connection errors of misbehaving clients;
 	// they belong at debug level.
 	w.errorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)

@@ -79,7 +79,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPConnectionsRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_connections_rejected",
-		metric.WithDescription("Connections refused with 421 before the greeting (max_connections, max_connections_per_client). [Alpha]"),
+		metric.WithDescription("Connections refused with 421 before the greeting (max_connections, max_connections_per_client, proxy_protocol). [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
