@@ -3,6 +3,7 @@ package mailconv
 import (
 	"net/textproto"
 	"time"
+	"unsafe"
 )
 
 // decoded is what the record shows of the top-level header, decoded: the
@@ -28,7 +29,7 @@ type decoded struct {
 func (msg *message) decode(opts Options) {
 	h := msg.header
 	d := &msg.decoded
-	d.text, d.html = string(msg.text.buf), string(msg.html.buf)
+	d.text, d.html = finalString(msg.text.buf), finalString(msg.html.buf)
 	if !msg.text.present && msg.html.present {
 		d.text = d.html
 		if opts.HTMLToText {
@@ -87,4 +88,11 @@ func firstID(raw string) string {
 		return ids[0]
 	}
 	return ""
+}
+
+// finalString returns b as a string without copying it (a body can be
+// megabytes). The text buffers are final once parsing is done: nothing
+// writes to them after decode, and they are never pooled.
+func finalString(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }

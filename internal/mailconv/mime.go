@@ -95,7 +95,8 @@ func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
 // describe parses Content-Type and Content-Disposition. A missing or broken
 // Content-Type means text/plain (RFC 2045 section 5.2).
 func (w *walker) describe(h header) *entity {
-	e := &entity{header: h, mediaType: "text/plain", params: map[string]string{}}
+	// Without Content-Type, params stays nil: it is only ever read.
+	e := &entity{header: h, mediaType: "text/plain"}
 	if ct := h.get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		switch {
@@ -112,9 +113,6 @@ func (w *walker) describe(h header) *entity {
 			if mt := looseMediaType(ct); mt != "" {
 				e.mediaType, e.params = mt, fallbackParams(ct)
 			}
-		}
-		if e.params == nil {
-			e.params = map[string]string{}
 		}
 	}
 	if cd := h.get("Content-Disposition"); cd != "" {
