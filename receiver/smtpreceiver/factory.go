@@ -23,6 +23,7 @@ const (
 	defaultMaxRecipients           = 100
 	defaultMaxLineLength           = 4096
 	defaultDataTimeout             = 600
+	defaultMinDataRate             = 256
 	defaultPipelineTimeout         = 60
 	defaultMaxConnections          = 1000
 	defaultMaxConnectionsPerClient = 50
@@ -51,6 +52,7 @@ func createDefaultConfig() component.Config {
 		MaxRecipients:             defaultMaxRecipients,
 		MaxLineLength:             defaultMaxLineLength,
 		DataTimeout:               defaultDataTimeout,
+		MinDataRate:               defaultMinDataRate,
 		PipelineTimeout:           defaultPipelineTimeout,
 		MaxConnections:            defaultMaxConnections,
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,

@@ -122,7 +122,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPMessagesRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_messages_rejected",
-		metric.WithDescription("Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, shutdown). [Alpha]"),
+		metric.WithDescription("Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, too_slow, data_timeout, shutdown). [Alpha]"),
 		metric.WithUnit("{message}"),
 	)
 	errs = errors.Join(errs, err)

@@ -147,7 +147,7 @@ func AssertEqualSMTPMessagesParseErrors(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualSMTPMessagesRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_messages_rejected",
-		Description: "Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, shutdown). [Alpha]",
+		Description: "Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, too_slow, data_timeout, shutdown). [Alpha]",
 		Unit:        "{message}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
