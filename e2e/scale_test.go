@@ -36,7 +36,7 @@ import (
 
 // scaleRow is one line of the summary table.
 type scaleRow struct {
-	Case                                       string
+	Case                                     string
 	Sent, Acked, Delivered, Lost, Duplicates int
 }
 
