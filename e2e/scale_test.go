@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -255,7 +254,7 @@ func TestScaleBalancerFailover(t *testing.T) {
 	if res := submit(n - first); res.Code != 0 {
 		t.Fatalf("smtp-source into Postfix failed: %s", res)
 	}
-	want := postfixMessageIDs(pf, n, 20*time.Second)
+	want := pf.messageIDs(n, 20*time.Second)
 	if len(want) != n {
 		t.Errorf("Postfix logged %d distinct message-ids for %d submitted messages", len(want), n)
 	}
@@ -308,27 +307,6 @@ func waitExported(paths []string, n int, limit time.Duration) {
 	}
 }
 
-// postfixMessageIDs reads the message-ids Postfix's cleanup logged, waiting
-// (bounded) until there are n.
-func postfixMessageIDs(pf *relPostfix, n int, limit time.Duration) []string {
-	re := regexp.MustCompile(`postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<([^>]*)>`)
-	seen := map[string]bool{}
-	var ids []string
-	deadline := time.Now().Add(limit)
-	for {
-		for _, m := range re.FindAllStringSubmatch(pf.maillogAll(), -1) {
-			if !seen[m[2]] {
-				seen[m[2]] = true
-				ids = append(ids, m[2])
-			}
-		}
-		if len(ids) >= n || time.Now().After(deadline) {
-			return ids
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func readTail(path string) string {
 	data, _ := os.ReadFile(path)
 	if len(data) > 4096 {
@@ -340,19 +318,7 @@ func readTail(path string) string {
 // ---------------------------------------------------------------- 2. agent → gateway
 
 func gatewayConfig(t *testing.T, dir string, port int, out string) []string {
-	return []string{writeFile(t, filepath.Join(dir, filepath.Base(out)+".yaml"), fmt.Sprintf(`receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%d
-exporters:
-%s
-service:
-%s  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [file]
-`, port, relFileExporter(out), quietTelemetry))}
+	return []string{writeFile(t, filepath.Join(dir, filepath.Base(out)+".yaml"), relOTLPSinkConfig("grpc", port, out))}
 }
 
 // agentConfig: smtp receiver → otlp_grpc exporter whose sending queue is on
