@@ -1,4 +1,4 @@
-//go:build reliability
+//go:build reliability || scale
 
 package e2e
 
@@ -681,6 +681,12 @@ func (p *relPostfix) maillog() string {
 	if len(data) > max {
 		data = data[len(data)-max:]
 	}
+	return string(data)
+}
+
+// maillogAll returns the whole maillog of the instance.
+func (p *relPostfix) maillogAll() string {
+	data, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
 	return string(data)
 }
 

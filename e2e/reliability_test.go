@@ -776,12 +776,6 @@ service:
 	}
 }
 
-// maillogAll returns the whole maillog of the instance.
-func (p *relPostfix) maillogAll() string {
-	data, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
-	return string(data)
-}
-
 // ---------------------------------------------------------------- 6. soak
 
 func TestSoak(t *testing.T) {

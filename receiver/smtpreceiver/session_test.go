@@ -276,7 +276,7 @@ func hasData(c *rawClient) bool {
 func TestIdleClientGets421(t *testing.T) {
 	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 1 }), new(consumertest.LogsSink))
 	c := dial(t, r.addr())
-	assert.Equal(t, "421 4.4.2 Idle timeout, bye bye", c.reply())
+	assert.Equal(t, "421 4.4.2 Idle timeout, closing connection", c.reply())
 	assert.True(t, c.closed())
 }
 
