@@ -1,4 +1,4 @@
-//go:build e2e || reliability
+//go:build e2e || reliability || scale
 
 // Package e2e runs the built collector bin/otelcol-smtp against real SMTP
 // clients (python smtplib, curl, swaks, Postfix smtp-source) and checks the
