@@ -52,6 +52,7 @@ type smtpReceiver struct {
 	shutdownGrace   time.Duration
 	creds           credentials
 	throttle        *authThrottle
+	secLog          *securityLog
 	limiter         *connLimiter
 	recipients      *recipientFilter
 	tlsConfig       *tls.Config
@@ -103,6 +104,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
 		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
 		shutdownGrace:   defaultShutdownGrace,
+		secLog:          newSecurityLog(set.Logger),
 		conns:           make(map[*trackedConn]struct{}),
 	}, nil
 }
@@ -441,6 +443,7 @@ func (r *smtpReceiver) untrack(c *trackedConn) {
 	r.limiter.release(c.ip)
 	if c.tlsStarted.Load() && !c.tlsDone.Load() {
 		c.w.tlsHandshake(false)
+		r.secLog.warn(c.ip, eventTLSFailed, "TLS handshake failed", c.tlsFailureFields()...)
 	}
 	c.w.sessionClosed()
 	r.connsWG.Done()
