@@ -395,6 +395,10 @@ func (c *collector) launch(files, env []string) error {
 	t := c.t
 	args := []string{}
 	for _, f := range files {
+		if strings.HasPrefix(f, "--") { // a flag, such as --feature-gates
+			args = append(args, f)
+			continue
+		}
 		args = append(args, "--config", f)
 	}
 	logf, err := os.Create(c.logPath)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
 )
 
 // replyTooManyConnections is written before go-smtp ever sees a connection
@@ -117,6 +118,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		ip := remoteIP(c)
 		if reason := l.w.r.limiter.acquire(ip); reason != "" {
 			l.w.connectionRejected(reason)
+			l.w.r.secLog.warn(ip, eventConnRefused, "SMTP connection refused: too many connections", zap.String("reason", reason))
 			// Best effort: the client may already be gone.
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = io.WriteString(c, replyTooManyConnections)
@@ -193,6 +195,11 @@ type trackedConn struct {
 	waiting bool
 	// ended is set when the drain has answered 421 and closed.
 	ended bool
+
+	// tlsServerName and tlsFailure describe a TLS handshake for the log
+	// when it fails.
+	tlsServerName string
+	tlsFailure    string
 
 	closeAfterReply atomic.Bool
 	tlsStarted      atomic.Bool
@@ -441,11 +448,30 @@ func (c *trackedConn) tlsUp(tc *tls.Conn) {
 
 // tlsPending marks a handshake in progress: until it is done, nothing but
 // go-smtp may write.
-func (c *trackedConn) tlsPending() {
+func (c *trackedConn) tlsPending(serverName string) {
 	c.tlsStarted.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.replyConn = nil
+	c.tlsServerName = serverName
+}
+
+// tlsFailed records why a handshake cannot succeed.
+func (c *trackedConn) tlsFailed(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tlsFailure = reason
+}
+
+// tlsFailureFields describe a failed handshake for the log.
+func (c *trackedConn) tlsFailureFields() []zap.Field {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reason := c.tlsFailure
+	if reason == "" {
+		reason = "the handshake did not complete after the client hello (no common TLS version or cipher suite, the client refused the certificate, or it gave up)"
+	}
+	return []zap.Field{zap.String("reason", reason), zap.String("tls.server_name", c.tlsServerName)}
 }
 
 // trackedConnOf finds the trackedConn under a connection go-smtp hands out,

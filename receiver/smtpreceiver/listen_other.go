@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
@@ -6,13 +6,18 @@ import (
 	"context"
 	"errors"
 	"net"
-	"syscall"
+	"strings"
 )
 
-var (
-	errAddrInUse  = errors.New("address in use")
-	errPermission = syscall.EACCES
-)
+// isAddrInUse and isPermission recognise bind errors by their text: these
+// systems have no common errno for them.
+func isAddrInUse(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "address already in use")
+}
+
+func isPermission(err error) bool {
+	return err != nil && strings.Contains(strings.ToLower(err.Error()), "permission denied")
+}
 
 // listen binds a TCP listener; SO_REUSEPORT multi-worker mode needs a Unix.
 func listen(ctx context.Context, addr string, reuse bool, rcvbuf int) (net.Listener, error) {

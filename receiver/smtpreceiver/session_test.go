@@ -358,7 +358,7 @@ func TestPortInUse(t *testing.T) {
 	err = r.Start(context.Background(), nopHost())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot listen on 127.0.0.1:")
-	assert.Contains(t, err.Error(), "another process already uses this port")
+	assert.Contains(t, err.Error(), "another process or socket already uses this port")
 	assert.NoError(t, r.Shutdown(context.Background()))
 }
 

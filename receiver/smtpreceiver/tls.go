@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/config/configtls"
+	"go.uber.org/zap"
 )
 
 // aeadCipherSuites are the TLS 1.2 suites offered: forward secret and
@@ -114,7 +115,19 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 			if tc == nil {
 				return cfg, nil
 			}
-			tc.tlsPending()
+			tc.tlsPending(hello.ServerName)
+			if get := cfg.GetCertificate; get != nil {
+				cfg.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+					cert, err := get(h)
+					if err != nil {
+						tc.tlsFailed("certificate unavailable: " + err.Error())
+						tc.w.r.secLog.warn(tc.ip, eventCertUnavailable,
+							"TLS certificate or key cannot be loaded (after a reload?); TLS handshakes fail until it is fixed",
+							zap.String("reason", err.Error()))
+					}
+					return cert, err
+				}
+			}
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				tc.guard.tlsUp(cs)
 				tc.tlsDone.Store(true)
