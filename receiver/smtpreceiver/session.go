@@ -234,7 +234,7 @@ func (s *session) consume(logs plog.Logs) error {
 	case s.r.consumeCtx.Err() != nil:
 		s.w.messageRejected("shutdown")
 		if s.conn != nil {
-			s.conn.closeAfterReply.Store(true)
+			s.conn.closeAfterReply()
 		}
 		return errShutdown
 	case consumererror.IsPermanent(err):
@@ -347,7 +347,7 @@ func (s *session) authFailed(mech, reason string) bool {
 		return false
 	}
 	if s.conn != nil {
-		s.conn.closeAfterReply.Store(true)
+		s.conn.closeAfterReply()
 	}
 	return true
 }
