@@ -216,8 +216,8 @@ func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
 		br:          bufio.NewReaderSize(c, cfg.BufferSize),
 		guard:       newLineGuard(cfg.MaxLineLength),
 		closed:      make(chan struct{}),
-		idle:        time.Duration(cfg.Timeout) * time.Second,
-		dataTimeout: time.Duration(cfg.DataTimeout) * time.Second,
+		idle:        cfg.idleTimeout(),
+		dataTimeout: cfg.dataTimeout(),
 		minRate:     float64(cfg.MinDataRate),
 	}
 	if !cfg.TLS.Implicit {

@@ -83,7 +83,7 @@ func newProxyListener(ln net.Listener, w *worker) net.Listener {
 	l := &proxyListener{
 		Listener: ln,
 		w:        w,
-		timeout:  time.Duration(cfg.Timeout) * time.Second,
+		timeout:  cfg.headerTimeout(),
 		ready:    make(chan net.Conn),
 		err:      make(chan error, 1),
 		done:     make(chan struct{}),

@@ -102,7 +102,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
 		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
-		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
+		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,
 		secLog:          newSecurityLog(set.Logger),
 		conns:           make(map[*trackedConn]struct{}),
@@ -207,7 +207,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	r.statsWG.Add(1)
 	go func() {
 		defer r.statsWG.Done()
-		r.reportStats(time.Duration(r.cfg.StatsFrequency) * time.Second)
+		r.reportStats(r.cfg.statsInterval())
 	}()
 
 	logger.Info("SMTP receiver listening",
@@ -281,8 +281,8 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	}
 	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 	// go-smtp's own log lines carry connection errors of misbehaving clients;
-	// they belong at debug level.
-	w.errorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
+	// they belong at debug level (a level zap knows, so no error).
+	w.errorLog, _ = zap.NewStdLogAt(r.set.Logger.With(zap.Int("worker", index)), zap.DebugLevel)
 	return w
 }
 
@@ -300,8 +300,8 @@ func (w *worker) newServer(tc *trackedConn) *smtp.Server {
 	s.Debug = tc.guard
 	// Recipients are counted in the session, which also records the metric.
 	s.MaxRecipients = 0
-	s.ReadTimeout = time.Duration(cfg.Timeout) * time.Second
-	s.WriteTimeout = time.Duration(cfg.Timeout) * time.Second
+	s.ReadTimeout = cfg.idleTimeout()
+	s.WriteTimeout = cfg.idleTimeout()
 	s.EnableSMTPUTF8 = true
 	// With TLS configured AUTH waits for it; without, the device's plain
 	// username/password still works (Start has logged a warning).
@@ -405,8 +405,6 @@ func (l *oneConnListener) Close() error {
 func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
 func (r *smtpReceiver) allWorkersFailed() bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
 	failed := 0
 	for _, w := range r.workers {
 		if w.stats.failed.Load() {
@@ -540,19 +538,4 @@ func greetingDomain(configured string) string {
 		return h
 	}
 	return "localhost"
-}
-
-// zapWriter turns go-smtp's log lines into debug logs.
-type zapWriter struct{ logger *zap.Logger }
-
-func (z *zapWriter) Write(p []byte) (int, error) {
-	z.logger.Debug("smtp server", zap.String("message", string(trimNewline(p))))
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
 }
