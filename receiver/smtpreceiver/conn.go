@@ -193,6 +193,10 @@ type trackedConn struct {
 	// waiting is true while go-smtp waits in Read with nothing buffered:
 	// it is between commands and writes nothing.
 	waiting bool
+	// commandWait is true from go-smtp's call for a command line until
+	// bytes arrive: a deadline firing then finds it waiting for a command
+	// (between BDAT chunks, during a transfer).
+	commandWait bool
 	// ended is set when the drain has answered 421 and closed.
 	ended bool
 
@@ -251,6 +255,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waiting = false
+	if n > 0 {
+		c.commandWait = false
+	}
 	if c.ended {
 		// The drain answered 421 while this read waited: what arrived
 		// meanwhile is not served.
@@ -278,20 +285,29 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // (the session closes the connection after it).
 func (c *trackedConn) timedOutLocked(err error) error {
 	c.expired = true
+	reply := replyIdleTimeout
 	if c.inData {
 		c.dataFailure = errDataTooSlow
 		if !time.Now().Before(c.dataDeadline) {
 			c.dataFailure = errDataTooLong
 		}
-		c.closeAfterReply.Store(true)
-		return c.dataFailure
+		if !c.commandWait {
+			// In the middle of message content: go-smtp sends the 421
+			// (from Data, or as the error of a BDAT chunk read).
+			c.closeAfterReply.Store(true)
+			return c.dataFailure
+		}
+		// Waiting for the next BDAT command: go-smtp would call it a
+		// connection error; the reply is the transfer's.
+		reply = c.dataFailure.Message
+		reply = "421 4.4.2 " + reply + "\r\n"
 	}
 	if c.replyConn == nil {
 		return err // TLS handshake under way: go-smtp answers
 	}
 	c.ended = true
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.replyConn, replyIdleTimeout)
+	_, _ = io.WriteString(c.replyConn, reply)
 	_ = c.Close()
 	return net.ErrClosed
 }
@@ -330,6 +346,7 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	c.guard.commandRead()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.commandWait = true
 	if c.draining && !c.inData {
 		// go-smtp is about to read the next command: end the session.
 		if c.replyConn != nil {
