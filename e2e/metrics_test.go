@@ -31,20 +31,12 @@ func TestSelfMetricsScrape(t *testing.T) {
 exporters:
 %s
 service:
-  telemetry:
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
+%s
   pipelines:
     logs:
       receivers: [smtp/e2e_metrics]
       exporters: [file]
-`, port, fileExporter(out), metricsPort))}
+`, port, fileExporter(out), prometheusTelemetry(metricsPort)))}
 	})
 	tl := counts(t)
 	const sent = 3
@@ -104,18 +96,26 @@ service:
 	}
 }
 
+// prometheusTelemetry is the service.telemetry block of a collector that
+// serves its metrics on 127.0.0.1:port, keeping the scope labels as
+// examples/metrics.yaml does.
+func prometheusTelemetry(port int) string {
+	return fmt.Sprintf(`  telemetry:
+    metrics:
+      level: detailed
+      readers:
+        - pull:
+            exporter:
+              prometheus:
+                host: 127.0.0.1
+                port: %d
+                without_scope_info: false`, port)
+}
+
 func scrape(t *testing.T, port int) string {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
+	_, body := scrapeStatus(t, port)
+	return body
 }
 
 // Issue 10.5: two receivers in one collector, one mail each: every smtp_*
@@ -139,21 +139,12 @@ func TestSelfMetricsPerReceiver(t *testing.T) {
 exporters:
 %s
 service:
-  telemetry:
-    metrics:
-      level: detailed
-      readers:
-        - pull:
-            exporter:
-              prometheus:
-                host: 127.0.0.1
-                port: %d
-                without_scope_info: false
+%s
   pipelines:
     logs:
       receivers: [smtp/alpha, smtp/beta]
       exporters: [file]
-`, port, betaPort, fileExporter(out), metricsPort))}
+`, port, betaPort, fileExporter(out), prometheusTelemetry(metricsPort)))}
 				if gate != "" {
 					files = append(files, gate)
 				}

@@ -233,6 +233,10 @@ type trackedConn struct {
 	// waiting is true while go-smtp waits in Read with nothing buffered:
 	// it is between commands and writes nothing.
 	waiting bool
+	// commandWait is true from go-smtp's call for a command line until
+	// bytes arrive: a deadline firing then finds it waiting for a command
+	// (between BDAT chunks, during a transfer).
+	commandWait bool
 	// ended is set once a last reply is written and the connection closed.
 	ended bool
 
@@ -318,6 +322,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waiting = false
+	if n > 0 {
+		c.commandWait = false
+	}
 	if c.ended {
 		// The drain answered 421 while this read waited: what arrived
 		// meanwhile is not served.
@@ -344,14 +351,23 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // closes; in a transfer, the read fails with the 421 go-smtp is to send
 // (the session closes the connection after it).
 func (c *trackedConn) timedOutLocked(err error) error {
+	reply := replyIdleTimeout
 	if c.inData {
-		return c.failLocked(c.transfer.timedOut(c.now()))
+		failure := c.failLocked(c.transfer.timedOut(c.now()))
+		if !c.commandWait {
+			// In the middle of message content: go-smtp sends the 421
+			// (from Data, or as the error of a BDAT chunk read).
+			return failure
+		}
+		// Waiting for the next BDAT command: go-smtp would call it a
+		// connection error; the reply is the transfer's.
+		reply = "421 4.4.2 " + c.failure.Message + "\r\n"
 	}
 	c.expired = true
 	if c.replyConn == nil {
 		return err // TLS handshake under way: go-smtp answers
 	}
-	c.endLocked(replyIdleTimeout)
+	c.endLocked(reply)
 	return net.ErrClosed
 }
 
@@ -376,6 +392,7 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	c.guard.commandRead()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.commandWait = true
 	if c.draining && !c.inData {
 		// go-smtp is about to read the next command: end the session.
 		if c.replyConn != nil {

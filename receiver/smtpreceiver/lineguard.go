@@ -20,10 +20,15 @@ import (
 // plain text go-smtp reads, after TLS is removed; the one place go-smtp
 // shows that is its Debug writer, which copies every byte it reads (an
 // io.TeeReader) and every reply it writes. Each connection therefore gets a
-// go-smtp Server of its own with a guard as its Debug writer. An error
-// returned from the tee's Write becomes go-smtp's read error: returning
-// smtp.ErrTooLongLine makes go-smtp answer "500 5.4.0 Too long line,
-// closing connection" once and close.
+// go-smtp Server of its own with a guard as its Debug writer.
+//
+// An over-long command line is answered from here ("500 5.4.0 Too long
+// line, closing connection", onTooLong) and the connection closed; the
+// error the tee's Write returns then ends go-smtp's read. go-smtp cannot be
+// left to answer: bufio, under its line reader, hands the bytes it holds
+// over as a line and drops a read error that comes with them, so go-smtp
+// would first run the start of the line as a command. Whatever it makes
+// of the bytes it holds now reaches no one.
 //
 // The guard follows the byte stream as go-smtp parses it: command lines,
 // the DATA body up to <CRLF>.<CRLF> once go-smtp has answered 354, and BDAT
@@ -34,7 +39,8 @@ import (
 // Reads and replies arrive through the same Write; trackedConn tells them
 // apart: a reply is a Write right after go-smtp wrote exactly that many
 // bytes (plus the TLS record overhead) to the connection, with no read in
-// between, and it has the shape of a reply line.
+// between, and it has the shape of a reply line. (TLS's own writes, such
+// as the answer to a TLS 1.3 KeyUpdate, never match both.)
 type lineGuard struct {
 	maxLine int
 	// onDataStart runs when go-smtp has answered DATA with 354 and is about
@@ -42,7 +48,7 @@ type lineGuard struct {
 	// (see worker.newServer).
 	onDataStart, onCommandRead func()
 	// onTooLong answers an over-long command line and closes the
-	// connection (see readBufferSize).
+	// connection.
 	onTooLong func()
 
 	mu sync.Mutex
@@ -79,13 +85,6 @@ const (
 )
 
 const (
-	// readBufferSize is the size of the buffer go-smtp reads lines through
-	// (bufio's default, under net/textproto). go-smtp only sees a read
-	// error when that buffer holds nothing of the current line: bufio hands
-	// buffered bytes over as a line and drops the error. So an over-long
-	// line is answered and the connection closed from here (onTooLong);
-	// whatever go-smtp then makes of the bytes it holds reaches no one.
-	readBufferSize = 4096
 	// headBytes is how much of a command line is kept: enough for any
 	// "BDAT <size> LAST" a client sends.
 	headBytes = 64

@@ -16,12 +16,16 @@ type transport struct {
 	// tlsVersion pins the TLS version; 0 means plain text.
 	tlsVersion uint16
 	implicit   bool
+	// cipher pins a TLS 1.2 suite; 0 lets the handshake choose.
+	cipher uint16
 }
 
 var transports = []transport{
 	{name: "plain"},
 	{name: "STARTTLS 1.3", tlsVersion: tls.VersionTLS13},
 	{name: "STARTTLS 1.2", tlsVersion: tls.VersionTLS12},
+	{name: "STARTTLS 1.2 ChaCha20", tlsVersion: tls.VersionTLS12, cipher: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+	{name: "STARTTLS 1.2 AES-256-GCM", tlsVersion: tls.VersionTLS12, cipher: tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
 	{name: "implicit TLS 1.3", tlsVersion: tls.VersionTLS13, implicit: true},
 	{name: "implicit TLS 1.2", tlsVersion: tls.VersionTLS12, implicit: true},
 }
@@ -45,6 +49,9 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 		}
 	})
 	clientTLS.MinVersion, clientTLS.MaxVersion = tr.tlsVersion, tr.tlsVersion
+	if tr.cipher != 0 {
+		clientTLS.CipherSuites = []uint16{tr.cipher}
+	}
 	r := startReceiver(t, cfg, sink)
 	if tr.implicit {
 		conn, err := tls.Dial("tcp", r.addr(), clientTLS)
@@ -58,6 +65,9 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 	c := dial(t, r.addr())
 	c.expect("EHLO client.example.com", "250")
 	require.NoError(t, c.startTLS(clientTLS))
+	if tr.cipher != 0 {
+		require.Equal(t, tr.cipher, c.conn.(*tls.Conn).ConnectionState().CipherSuite)
+	}
 	c.expect("EHLO client.example.com", "250")
 	return c, sink
 }

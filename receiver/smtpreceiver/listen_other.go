@@ -1,4 +1,4 @@
-//go:build !unix && !windows
+//go:build !unix
 
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
@@ -9,14 +9,25 @@ import (
 	"strings"
 )
 
-// isAddrInUse and isPermission recognise bind errors by their text: these
-// systems have no common errno for them.
+// isAddrInUse and isPermission recognise bind errors by the system's error
+// number where there is one (addrInUseErrno, permissionErrno) and else by
+// their text.
 func isAddrInUse(err error) bool {
-	return err != nil && strings.Contains(strings.ToLower(err.Error()), "address already in use")
+	return isBindError(err, addrInUseErrno, "address already in use")
 }
 
 func isPermission(err error) bool {
-	return err != nil && strings.Contains(strings.ToLower(err.Error()), "permission denied")
+	return isBindError(err, permissionErrno, "permission denied")
+}
+
+func isBindError(err, errno error, text string) bool {
+	if err == nil {
+		return false
+	}
+	if errno != nil && errors.Is(err, errno) {
+		return true
+	}
+	return strings.Contains(strings.ToLower(err.Error()), text)
 }
 
 // listen binds a TCP listener; SO_REUSEPORT multi-worker mode needs a Unix.
