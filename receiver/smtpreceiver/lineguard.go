@@ -276,9 +276,15 @@ func (g *lineGuard) commandBytes(p []byte) []byte {
 // too few is safe (their content counts as command lines and may be
 // refused), taking too many would leave command lines unlimited.
 func (g *lineGuard) commandDone() {
+	g.lines++
+	if !transferVerb(g.head) {
+		// MAIL, RCPT, EHLO…: nothing to parse (and no string to build
+		// for every command line).
+		g.line, g.head = 0, g.head[:0]
+		return
+	}
 	verb, arg, ok := splitCommand(string(g.head), g.line <= headBytes)
 	g.line, g.head = 0, g.head[:0]
-	g.lines++
 	if !ok {
 		return
 	}
@@ -290,6 +296,12 @@ func (g *lineGuard) commandDone() {
 			g.mode, g.chunk = modeChunk, size
 		}
 	}
+}
+
+// transferVerb says whether a line starts with DATA or BDAT, in any case:
+// the only commands that change the mode.
+func transferVerb(head []byte) bool {
+	return len(head) >= 4 && (bytes.EqualFold(head[:4], []byte("DATA")) || bytes.EqualFold(head[:4], []byte("BDAT")))
 }
 
 // splitCommand splits a whole command line into its upper-case verb and
@@ -324,10 +336,19 @@ func bdatSize(arg string) (uint64, bool) {
 }
 
 // dataBytes follows the DATA body; it returns what follows the end marker.
+// Inside a line only a CR can change the state, so the bytes up to the
+// next CR are skipped at once (the body is most of what a session reads).
 func (g *lineGuard) dataBytes(p []byte) []byte {
-	for i, b := range p {
+	for i := 0; i < len(p); i++ {
+		if g.dot == dotText {
+			j := bytes.IndexByte(p[i:], '\r')
+			if j < 0 {
+				return nil
+			}
+			i += j
+		}
 		var done bool
-		g.dot, done = g.dot.next(b)
+		g.dot, done = g.dot.next(p[i])
 		if done {
 			g.lines++ // the message gets a reply of its own
 			g.toCommand()

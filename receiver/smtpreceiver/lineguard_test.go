@@ -273,3 +273,43 @@ func TestBDATSize(t *testing.T) {
 		}
 	}
 }
+
+// TestDataBytesFindsTheEnd: the DATA body is skipped up to each CR at once;
+// the end it finds must be the one dotState finds byte by byte, however
+// the body is split into reads.
+func TestDataBytesFindsTheEnd(t *testing.T) {
+	bodies := []string{
+		"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+		".\r\nMAIL FROM:<a@example.com>\r\n",
+		"line\r\n..stuffed\r\n.\r\n",
+		"bare\rcr\r\r\n.\r\nnot the end: a CR before the CRLF\r\n.\r\nRSET\r\n",
+		"bare\nlf\n.\r\nnot the end\r\n.\r\n",
+		"dot.\r\n.x\r\n.\r\r\n.\r\n",
+		"no end at all\r\n.",
+	}
+	// reference follows the body one byte at a time.
+	reference := func(body string) int {
+		d := dotLineStart
+		for i := 0; i < len(body); i++ {
+			var done bool
+			if d, done = d.next(body[i]); done {
+				return i + 1
+			}
+		}
+		return -1
+	}
+	for _, body := range bodies {
+		want := reference(body)
+		for split := 0; split <= len(body); split++ {
+			g := newLineGuard(1000)
+			g.mode, g.dot = modeData, dotLineStart
+			got := -1
+			if rest := g.dataBytes([]byte(body[:split])); g.mode != modeData {
+				got = split - len(rest)
+			} else if rest := g.dataBytes([]byte(body[split:])); g.mode != modeData {
+				got = len(body) - len(rest)
+			}
+			require.Equal(t, want, got, "body %q split at %d", body, split)
+		}
+	}
+}

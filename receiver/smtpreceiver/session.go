@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +77,10 @@ type session struct {
 	authFailures int
 	from         string
 	to           []string
+
+	// limit is the reader of the message being received, kept here so
+	// that it is not allocated per message (one Data runs at a time).
+	limit sizeLimitReader
 }
 
 var (
@@ -147,8 +150,8 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
-	limited := &sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
-	res, err := mailconv.Convert(limited, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
+	res, err := mailconv.Convert(&s.limit, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
@@ -251,7 +254,9 @@ func (s *session) envelope() mailconv.Envelope {
 	defer s.mu.Unlock()
 	env := mailconv.Envelope{
 		From:       s.from,
-		To:         slices.Clone(s.to),
+		// Not copied: Reset gives the session a new slice, and a later
+		// append cannot change what this one shows.
+		To:         s.to,
 		Helo:       s.helo,
 		AuthUser:   s.authUser,
 		ReceivedAt: time.Now(),
