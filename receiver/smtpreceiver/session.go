@@ -252,10 +252,10 @@ func (s *session) consume(logs plog.Logs) error {
 func (s *session) envelope() mailconv.Envelope {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// To is not copied: Reset gives the session a new slice, and a later
+	// append cannot change what this one shows.
 	env := mailconv.Envelope{
 		From:       s.from,
-		// Not copied: Reset gives the session a new slice, and a later
-		// append cannot change what this one shows.
 		To:         s.to,
 		Helo:       s.helo,
 		AuthUser:   s.authUser,
