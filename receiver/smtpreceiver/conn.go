@@ -134,6 +134,7 @@ func (s *connSet) wait(a <-chan struct{}, b <-chan time.Time) bool {
 type handlerReaper struct {
 	mu      sync.Mutex
 	pending []*smtp.Server
+	stopped bool           // set by stop; later servers are not waited for
 	left    sync.WaitGroup // handed over, not returned yet
 	wake    chan struct{}
 	quit    chan struct{}
@@ -149,6 +150,12 @@ func startHandlerReaper() *handlerReaper {
 // add hands over the server of a closed connection.
 func (h *handlerReaper) add(s *smtp.Server) {
 	h.mu.Lock()
+	if h.stopped {
+		// A connection that outlived Shutdown's wait (it logged a
+		// warning): there is no one left to wait for its handler.
+		h.mu.Unlock()
+		return
+	}
 	h.pending = append(h.pending, s)
 	h.left.Add(1)
 	h.mu.Unlock()
@@ -181,6 +188,9 @@ func (h *handlerReaper) run() {
 
 // stop waits for the handlers handed over so far, then ends the reaper.
 func (h *handlerReaper) stop() {
+	h.mu.Lock()
+	h.stopped = true // no Add after this, so none races with Wait
+	h.mu.Unlock()
 	h.left.Wait()
 	close(h.quit)
 	<-h.done
@@ -276,8 +286,10 @@ func (c *trackedConn) released() {
 	c.w.r.limiter.release(c.ip)
 	c.hs.closed(c.w, c.ip)
 	c.w.sessionClosed()
-	c.w.r.conns.remove(c)
+	// Before leaving the set: once Shutdown sees every connection gone,
+	// every server is with the reaper.
 	c.handOver()
+	c.w.r.conns.remove(c)
 }
 
 // served records go-smtp's server of this connection, once its handler
