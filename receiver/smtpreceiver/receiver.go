@@ -68,6 +68,9 @@ type smtpReceiver struct {
 	statsWG  sync.WaitGroup
 	stopStat chan struct{}
 
+	// domain is the name in the greeting, looked up once (not per
+	// connection).
+	domain      string
 	conns       *connSet
 	handlers    *handlerReaper
 	readBuffers *readBuffers
@@ -107,6 +110,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,
 		secLog:          newSecurityLog(set.Logger),
+		domain:          greetingDomain(cfg.Domain),
 		conns:           newConnSet(),
 		readBuffers:     newReadBuffers(cfg.BufferSize),
 		now:             time.Now,
@@ -297,7 +301,7 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 func (w *worker) newServer(tc *trackedConn) *smtp.Server {
 	cfg := w.r.cfg
 	s := smtp.NewServer(&backend{w: w})
-	s.Domain = greetingDomain(cfg.Domain)
+	s.Domain = w.r.domain
 	s.MaxMessageBytes = cfg.MaxMessageBytes
 	// Lines are limited by the lineGuard: command lines to max_line_length,
 	// message lines only by max_message_bytes.
