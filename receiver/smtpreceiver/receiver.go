@@ -48,6 +48,7 @@ type smtpReceiver struct {
 
 	resource        pcommon.Resource
 	convOpts        mailconv.Options
+	reports         *reportReader // nil when reports.enabled is false
 	pipelineTimeout time.Duration
 	shutdownGrace   time.Duration
 	creds           credentials
@@ -97,6 +98,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		obsrecv:         obsrecv,
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
+		reports:         newReportReader(cfg),
 		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
 		shutdownGrace:   defaultShutdownGrace,
 		conns:           make(map[*trackedConn]struct{}),

@@ -142,6 +142,14 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
+	var spool *reportSpool
+	if s.r.reports != nil {
+		// Reports are read from a bounded copy once mailconv has the
+		// message; they become records of the same Logs.
+		spool = s.r.reports.spool()
+		defer spool.release()
+		r = io.TeeReader(r, spool)
+	}
 	res, err := mailconv.Convert(r, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
@@ -155,6 +163,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if len(res.ParseErrors) > 0 {
 		s.w.parseError()
+	}
+	if spool != nil {
+		s.r.reports.read(s.r.consumeCtx, spool, sl.LogRecords(), s.w, s.r.pipelineTimeout)
 	}
 	return s.consume(logs)
 }
@@ -175,7 +186,7 @@ func (s *session) consume(logs plog.Logs) error {
 	start := time.Now()
 	err := s.r.next.ConsumeLogs(ctx, logs)
 	s.w.consumed(time.Since(start))
-	s.r.obsrecv.EndLogsOp(ctx, "email", 1, err)
+	s.r.obsrecv.EndLogsOp(ctx, "email", logs.LogRecordCount(), err)
 	if err == nil {
 		s.w.messageAccepted()
 		return nil
