@@ -48,6 +48,13 @@ func fixtureMbox(t *testing.T, dir string) (string, []reportgen.Fixture) {
 	return writeFile(t, filepath.Join(dir, "reports.mbox"), b.String()), fixtures
 }
 
+// extractRows is what internal/reports makes of msg with the defaults.
+func extractRows(msg []byte, email reports.Email) (plog.LogRecordSlice, reports.Result) {
+	rows := plog.NewLogRecordSlice()
+	res := reports.Extract(context.Background(), msg, email, reports.Options{}, rows)
+	return rows, res
+}
+
 // TestMailreplayReports replays an mbox of every generated report into the
 // built collector and compares each exported record, field by field, with
 // what internal/reports makes of the same message: one email record, then
@@ -71,8 +78,7 @@ func TestMailreplayReports(t *testing.T) {
 
 	total := 0
 	for _, f := range fixtures {
-		rows := plog.NewLogRecordSlice()
-		reports.Extract(context.Background(), f.Message, reports.Email{}, reports.Options{}, rows)
+		rows, _ := extractRows(f.Message, reports.Email{})
 		total += 1 + rows.Len()
 	}
 	recs := c.waitExactly(total)
@@ -93,8 +99,7 @@ func TestMailreplayReports(t *testing.T) {
 			MessageID:     str(email.Attrs, "email.message_id"),
 			ReceivedAt:    email.LR.ObservedTimestamp().AsTime(),
 		}
-		rows := plog.NewLogRecordSlice()
-		result := reports.Extract(context.Background(), f.Message, info, reports.Options{}, rows)
+		rows, result := extractRows(f.Message, info)
 		eq(t, f.Name+" email.report.type", str(email.Attrs, "email.report.type"), result.Type)
 		if n, _ := integer(email.Attrs, "email.report.rows"); int(n) != rows.Len() {
 			t.Errorf("%s: email.report.rows %d, want %d", f.Name, n, rows.Len())
@@ -244,8 +249,7 @@ func TestDMARCReportsExample(t *testing.T) {
 	tl.OK += len(fixtures)
 	failing := 0
 	for _, f := range fixtures {
-		rows := plog.NewLogRecordSlice()
-		reports.Extract(context.Background(), f.Message, reports.Email{}, reports.Options{}, rows)
+		rows, _ := extractRows(f.Message, reports.Email{})
 		for i := 0; i < rows.Len(); i++ {
 			a := rows.At(i).Attributes()
 			dkim, _ := a.Get("dmarc.dkim")

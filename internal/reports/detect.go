@@ -164,35 +164,20 @@ func quoteName(name string) string {
 	return "report " + strings.ToValidUTF8(name, "\uFFFD")
 }
 
-// returnedPart is the header of a returned or reported message.
-type returnedPart struct {
-	fields []headerField
-}
-
+// headerField is one "Name: value" field, the name as written.
 type headerField struct{ name, value string }
 
-func readReturned(body io.Reader) returnedPart {
+// readReturned reads the header of a returned or reported message, in
+// wire order (the order Fields iterates in).
+func readReturned(body io.Reader) fieldBlock {
 	br := bufio.NewReader(io.LimitReader(body, maxReturnedBytes))
 	h, _ := textproto.ReadHeader(br)
-	var rp returnedPart
+	var b fieldBlock
 	fields := h.Fields()
 	for fields.Next() {
-		rp.fields = append(rp.fields, headerField{fields.Key(), valid(fields.Value())})
+		b = append(b, headerField{fields.Key(), valid(fields.Value())})
 	}
-	// Fields() iterates in reverse wire order; keep the order of the wire.
-	for i, j := 0, len(rp.fields)-1; i < j; i, j = i+1, j-1 {
-		rp.fields[i], rp.fields[j] = rp.fields[j], rp.fields[i]
-	}
-	return rp
-}
-
-func (rp returnedPart) get(name string) string {
-	for _, f := range rp.fields {
-		if strings.EqualFold(f.name, name) {
-			return f.value
-		}
-	}
-	return ""
+	return b
 }
 
 // fieldBlock is one block of "Name: value" fields of a report part, in

@@ -16,8 +16,15 @@ import (
 // fuzzLimits are small so that a run explores the limits, not big inputs.
 var fuzzLimits = Limits{MaxCompressedBytes: 64 << 10, MaxDecompressedBytes: 256 << 10, MaxRows: 50, MaxParts: 20}
 
-func newFuzzExtraction(out plog.LogRecordSlice, res *Result) *extraction {
-	return &extraction{ctx: context.Background(), email: testEmail, limits: fuzzLimits.withDefaults(), out: out, res: res}
+// fuzzDecoder runs decode on each input with a fresh extraction and checks
+// its records.
+func fuzzDecoder(f *testing.F, decode func(x *extraction, doc []byte)) {
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		out := plog.NewLogRecordSlice()
+		var res Result
+		decode(&extraction{ctx: context.Background(), email: testEmail, limits: fuzzLimits.withDefaults(), out: out, res: &res}, doc)
+		checkRecords(t, res, out)
+	})
 }
 
 // checkRecords fails on what must never happen whatever the input: an
@@ -97,13 +104,7 @@ func FuzzDMARC(f *testing.F) {
 	f.Add(reportgen.BillionLaughs())
 	f.Add([]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><feedback><record><row><count>x</count></row></record>`))
 	f.Add([]byte("<feedback><report_metadata><date_range><begin>-1</begin></date_range></report_metadata><record/><record>"))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		out := plog.NewLogRecordSlice()
-		var res Result
-		x := newFuzzExtraction(out, &res)
-		x.decodeDMARC(strings.NewReader(string(doc)), "fuzz.xml")
-		checkRecords(t, res, out)
-	})
+	fuzzDecoder(f, func(x *extraction, doc []byte) { x.decodeDMARC(strings.NewReader(string(doc)), "fuzz.xml") })
 }
 
 // FuzzTLSRPT: the TLS report decoder on any JSON.
@@ -111,13 +112,7 @@ func FuzzTLSRPT(f *testing.F) {
 	f.Add(reportgen.TLSRPT())
 	f.Add([]byte(`{"policies":[{"policy":{"mx-host":7},"failure-details":[{}]}],"report-id":1}`))
 	f.Add([]byte(`{"organization-name":"a","policies":{}}`))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		out := plog.NewLogRecordSlice()
-		var res Result
-		x := newFuzzExtraction(out, &res)
-		x.decodeTLSRPT(strings.NewReader(string(doc)), "fuzz.json")
-		checkRecords(t, res, out)
-	})
+	fuzzDecoder(f, func(x *extraction, doc []byte) { x.decodeTLSRPT(strings.NewReader(string(doc)), "fuzz.json") })
 }
 
 // FuzzFieldReports: the ARF and DSN decoders, through the whole email, on

@@ -95,8 +95,10 @@ func rowUID(kind, reporter, id string, index int) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// putStr writes v without surrounding white space (XML reports indent
+// their values), and nothing when that leaves it empty.
 func putStr(m pcommon.Map, k, v string) {
-	if v != "" {
+	if v = strings.TrimSpace(v); v != "" {
 		m.PutStr(k, valid(v))
 	}
 }
