@@ -1,9 +1,12 @@
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"mime"
+	"net/mail"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -119,19 +122,23 @@ func newReportReader(cfg *Config) *reportReader {
 // reportSpool is the copy of one message. It never fails a write: the
 // message must be received whatever happens to the copy.
 type reportSpool struct {
-	rr      *reportReader
-	buf     []byte
-	held    int64
-	tooLong bool // the message is longer than the window
-	busy    bool // the shared budget was used up by other messages
+	rr        *reportReader
+	buf       []byte
+	held      int64
+	tooLong   bool // the message is longer than the window
+	busy      bool // the shared budget was used up by other messages
+	noReport  bool // the top-level header says it cannot carry a report
+	headerEnd int  // where the top-level header ends in buf, 0 until seen
+	scanned   int  // buf[:scanned] has no header end (less the last 3 bytes)
 }
 
 func (rr *reportReader) spool() *reportSpool { return &reportSpool{rr: rr} }
 
 func (s *reportSpool) Write(p []byte) (int, error) {
-	if s.tooLong || s.busy {
+	if s.tooLong || s.busy || s.noReport {
 		return len(p), nil
 	}
+	defer s.checkHeader()
 	n := int64(len(p))
 	switch {
 	case int64(len(s.buf))+n > s.rr.window:
@@ -148,6 +155,40 @@ func (s *reportSpool) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// checkHeader gives the copy up as soon as the top-level header shows a
+// type that never carries a report (plain text, HTML, alternative
+// bodies): most mail then costs no more than its header.
+func (s *reportSpool) checkHeader() {
+	if s.headerEnd > 0 || s.buf == nil {
+		return
+	}
+	// Only what arrived since the last look is searched (and the three
+	// bytes before it, where a separator may have started).
+	from := max(s.scanned-3, 0)
+	stop := -1 // end of the blank line after the header
+	if i := bytes.Index(s.buf[from:], []byte("\n\r\n")); i >= 0 {
+		stop = from + i + 3
+	}
+	if i := bytes.Index(s.buf[from:], []byte("\n\n")); i >= 0 && (stop < 0 || from+i+2 < stop) {
+		stop = from + i + 2
+	}
+	if stop < 0 {
+		s.scanned = len(s.buf)
+		return
+	}
+	s.headerEnd = stop
+	msg, err := mail.ReadMessage(bytes.NewReader(s.buf[:stop]))
+	if err != nil {
+		return
+	}
+	mt, _, _ := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	switch strings.ToLower(mt) {
+	case "", "text/plain", "text/html", "multipart/alternative", "multipart/related":
+		s.noReport = true
+		s.release()
+	}
+}
+
 // release gives the copy's bytes back to the shared budget.
 func (s *reportSpool) release() {
 	s.rr.inUse.Add(-s.held)
@@ -161,6 +202,9 @@ func (s *reportSpool) release() {
 func (rr *reportReader) read(ctx context.Context, spool *reportSpool, records plog.LogRecordSlice, w *worker, timeout time.Duration) {
 	defer spool.release()
 	email := records.At(0)
+	if spool.noReport {
+		return
+	}
 	if spool.tooLong || spool.busy {
 		rr.notRead(spool, email, w)
 		return

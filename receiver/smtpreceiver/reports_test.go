@@ -216,6 +216,30 @@ func TestReportSpoolBounds(t *testing.T) {
 	assert.Equal(t, int64(0), rr.inUse.Load())
 }
 
+// Mail whose top-level type cannot carry a report is not kept beyond its
+// header; report-shaped mail is.
+func TestReportSpoolGivesUpOrdinaryMail(t *testing.T) {
+	rr := newReportReader(testConfig(nil))
+	for msg, keep := range map[string]bool{
+		simpleMessage: false,
+		"Content-Type: text/html\r\n\r\n<p>hi</p>\r\n":                                    false,
+		"Content-Type: multipart/alternative; boundary=x\n\n--x--\n":                      false,
+		"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x--\r\n":                      true,
+		"Content-Type: application/zip\r\n\r\nPK":                                         true,
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n": true,
+	} {
+		s := rr.spool()
+		// Byte by byte: the header's end is found across writes.
+		for i := 0; i < len(msg); i++ {
+			_, _ = s.Write([]byte{msg[i]})
+		}
+		assert.Equal(t, !keep, s.noReport, msg)
+		assert.Equal(t, keep, len(s.buf) == len(msg), msg)
+		s.release()
+	}
+	assert.Equal(t, int64(0), rr.inUse.Load())
+}
+
 // With every expansion slot taken, a report waits at most its time budget
 // and is then marked with the time limit.
 func TestReportSlotsBoundConcurrency(t *testing.T) {
