@@ -136,6 +136,7 @@ func (x *extraction) readPayload(body io.Reader, name string) {
 		x.readFailed(err, name)
 		return
 	}
+	r = &ctxReader{ctx: x.ctx, r: r} // uncompressed payloads have no bounded layer
 	switch format {
 	case formatXML:
 		x.decodeDMARC(r, name)

@@ -105,6 +105,10 @@ func (x *extraction) decodeDMARC(r io.Reader, name string) {
 	// expanded; a reference to one is a syntax error.
 
 	root, err := firstElement(d)
+	if _, isLimit := asLimit(err); isLimit {
+		x.readFailed(err, name) // a limit, not a broken or foreign document
+		return
+	}
 	if err != nil || root.Name.Local != "feedback" {
 		return
 	}

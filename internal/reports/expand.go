@@ -209,6 +209,19 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ctxReader stops reading when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // readAtMost reads r whole when it has at most max bytes.
 func readAtMost(r io.Reader, max int64, limit, what string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, max+1))
