@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 )
 
 // Config is the device schema of the "SMTP push device", flattened onto a
@@ -61,6 +63,9 @@ type Config struct {
 	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
 	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
 	TrustedNetworks         []string `mapstructure:"trusted_networks"`
+	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
+	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
+	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -116,12 +121,6 @@ type TLSConfig struct {
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
-
-// Body formats of the record.
-const (
-	BodyFormatMap  = "map"
-	BodyFormatJSON = "json"
-)
 
 const (
 	// minLineLength is RFC 5321's limit for a command line (4.5.3.1.4):
@@ -212,6 +211,11 @@ func (cfg *Config) Validate() error {
 			add(fmt.Sprintf("trusted_networks[%d]", i), "%q is not a CIDR or IP address, e.g. 10.0.0.0/8 or 192.0.2.7", n)
 		}
 	}
+	for i, p := range cfg.AcceptedRecipients {
+		if err := validateRecipientPattern(p); err != nil {
+			add(fmt.Sprintf("accepted_recipients[%d]", i), "%v", err)
+		}
+	}
 	switch {
 	case cfg.Username != "" && cfg.Password == "":
 		add("password", "is required when username is set; set both to turn on AUTH, or neither")
@@ -222,7 +226,7 @@ func (cfg *Config) Validate() error {
 		add("credentials_file", "cannot be combined with username/password; put every account in the file")
 	}
 	switch cfg.BodyFormat {
-	case BodyFormatMap, BodyFormatJSON:
+	case mailconv.BodyFormatMap, mailconv.BodyFormatJSON:
 	default:
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}

@@ -54,6 +54,7 @@ type smtpReceiver struct {
 	creds           credentials
 	throttle        *authThrottle
 	limiter         *connLimiter
+	recipients      *recipientFilter
 	tlsConfig       *tls.Config
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
@@ -99,6 +100,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
 		reports:         newReportReader(cfg),
+		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
 		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
 		shutdownGrace:   defaultShutdownGrace,
 		conns:           make(map[*trackedConn]struct{}),
@@ -220,6 +222,9 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		zap.Bool("tls", r.cfg.TLS.Status),
 		zap.Bool("implicit_tls", r.cfg.TLS.Implicit),
 		zap.Bool("auth", r.cfg.authEnabled()))
+	if warning := openSinkWarning(r.cfg, r.workers[0].ln.Addr()); warning != "" {
+		logger.Warn(warning)
+	}
 	return nil
 }
 

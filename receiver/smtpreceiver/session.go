@@ -120,6 +120,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.w.recipientRejected("invalid")
 		return errBadRecipient
 	}
+	if !s.r.recipients.accepts(to) {
+		s.w.recipientRejected("not_accepted")
+		return errUnknownRecipient
+	}
 	if len(s.to) >= s.r.cfg.MaxRecipients {
 		s.w.recipientRejected("limit")
 		return errTooManyRcpts
@@ -219,7 +223,7 @@ func (s *session) envelope() mailconv.Envelope {
 		ReceivedAt: time.Now(),
 	}
 	if s.remote != nil {
-		env.RemoteAddr = s.remote.String()
+		env.Client = s.remote.AddrPort()
 	}
 	if s.tls != nil {
 		env.TLSVersion = tlsVersionName(s.tls.Version)

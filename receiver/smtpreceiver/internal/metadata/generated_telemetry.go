@@ -137,7 +137,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPRecipientsRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_recipients_rejected",
-		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid). [Alpha]"),
+		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid, not_accepted). [Alpha]"),
 		metric.WithUnit("{recipient}"),
 	)
 	errs = errors.Join(errs, err)

@@ -179,7 +179,7 @@ func AssertEqualSMTPRecipientsAccepted(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualSMTPRecipientsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_recipients_rejected",
-		Description: "Recipients (RCPT TO) refused, by reason (limit, invalid). [Alpha]",
+		Description: "Recipients (RCPT TO) refused, by reason (limit, invalid, not_accepted). [Alpha]",
 		Unit:        "{recipient}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

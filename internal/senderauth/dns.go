@@ -1,0 +1,360 @@
+package senderauth
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/singleflight"
+)
+
+// DNSConfig configures the resolver shared by every session of a receiver.
+type DNSConfig struct {
+	// Server is host:port of the recursive resolver to ask; empty means
+	// the name servers of /etc/resolv.conf.
+	Server string
+	// Timeout bounds one query (each server, UDP and TCP retry included).
+	Timeout time.Duration
+	// CacheEntries caps the cache; 0 disables it.
+	CacheEntries int
+	// Observer counts queries and cache hits; nil counts nothing.
+	Observer *Observer
+}
+
+// Limits of what is cached, so one odd answer cannot pin an entry forever
+// or hammer a broken domain.
+const (
+	maxPositiveTTL  = time.Hour
+	maxNegativeTTL  = 15 * time.Minute
+	defaultNegative = time.Minute // NXDOMAIN/NODATA without an SOA
+	resolvConf      = "/etc/resolv.conf"
+)
+
+// DNS is a caching stub resolver: UDP with a TCP retry when the answer is
+// truncated, a per-query timeout, a TTL-honouring cache with negative
+// entries and a size cap, and concurrent identical queries collapsed into
+// one. It implements Resolver.
+type DNS struct {
+	servers []string
+	timeout time.Duration
+	udp     *dns.Client
+	tcp     *dns.Client
+	cache   *dnsCache // nil when disabled
+	flight  singleflight.Group
+	obs     *Observer
+}
+
+var _ Resolver = (*DNS)(nil)
+
+// NewDNS builds the resolver. An empty Server reads /etc/resolv.conf.
+func NewDNS(cfg DNSConfig) (*DNS, error) {
+	servers, err := dnsServers(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	d := &DNS{
+		servers: servers,
+		timeout: cfg.Timeout,
+		udp:     &dns.Client{Net: "udp", Timeout: cfg.Timeout, UDPSize: dns.DefaultMsgSize},
+		tcp:     &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
+		obs:     cfg.Observer,
+	}
+	if cfg.CacheEntries > 0 {
+		d.cache = newDNSCache(cfg.CacheEntries)
+	}
+	return d, nil
+}
+
+func dnsServers(server string) ([]string, error) {
+	if server != "" {
+		if _, _, err := net.SplitHostPort(server); err != nil {
+			return nil, fmt.Errorf("dns server %q is not host:port: %w", server, err)
+		}
+		return []string{server}, nil
+	}
+	conf, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("reading the system resolver configuration: %w", err)
+	}
+	if len(conf.Servers) == 0 {
+		return nil, fmt.Errorf("%s names no name server", resolvConf)
+	}
+	out := make([]string, 0, len(conf.Servers))
+	for _, s := range conf.Servers {
+		out = append(out, net.JoinHostPort(s, conf.Port))
+	}
+	return out, nil
+}
+
+// LookupTXT returns one string per TXT record, its chunks joined.
+func (d *DNS) LookupTXT(ctx context.Context, name string) ([]string, error) {
+	rrs, err := d.query(ctx, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		if t, ok := rr.(*dns.TXT); ok {
+			out = append(out, strings.Join(t.Txt, ""))
+		}
+	}
+	return out, nil
+}
+
+func (d *DNS) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
+	rrs, err := d.query(ctx, name, dns.TypeMX)
+	if err != nil {
+		return nil, err
+	}
+	var out []*net.MX
+	for _, rr := range rrs {
+		if m, ok := rr.(*dns.MX); ok {
+			out = append(out, &net.MX{Host: m.Mx, Pref: m.Preference})
+		}
+	}
+	return out, nil
+}
+
+// LookupIPAddr asks for A and AAAA; it is "not found" only when both are.
+func (d *DNS) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
+	var out []net.IPAddr
+	var errs []error
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		rrs, err := d.query(ctx, host, qtype)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, rr := range rrs {
+			switch a := rr.(type) {
+			case *dns.A:
+				out = append(out, net.IPAddr{IP: a.A})
+			case *dns.AAAA:
+				out = append(out, net.IPAddr{IP: a.AAAA})
+			}
+		}
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	for _, err := range errs {
+		if !isNotFound(err) {
+			return nil, err // a failure outweighs an empty answer
+		}
+	}
+	return nil, notFound(host)
+}
+
+func (d *DNS) LookupAddr(ctx context.Context, addr string) ([]string, error) {
+	rev, err := dns.ReverseAddr(addr)
+	if err != nil {
+		return nil, &net.DNSError{Err: err.Error(), Name: addr}
+	}
+	rrs, err := d.query(ctx, rev, dns.TypePTR)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		if p, ok := rr.(*dns.PTR); ok {
+			out = append(out, p.Ptr)
+		}
+	}
+	return out, nil
+}
+
+// answer is what a query leaves in the cache: records, or a not-found.
+type answer struct {
+	rrs []dns.RR
+	err error // nil or a not-found *net.DNSError
+	ttl time.Duration
+}
+
+// query answers from the cache, or asks the servers once for all callers
+// waiting on the same name and type. The exchange runs on its own
+// deadline so that one caller giving up does not fail the others.
+func (d *DNS) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, error) {
+	fqdn := dns.Fqdn(strings.ToLower(name))
+	key := dns.TypeToString[qtype] + " " + fqdn
+	if d.cache != nil {
+		if a, ok := d.cache.get(key); ok {
+			d.obs.cacheHit(dns.TypeToString[qtype])
+			return a.rrs, a.err
+		}
+	}
+	if _, ok := dns.IsDomainName(fqdn); !ok || len(fqdn) > 254 {
+		return nil, notFound(name)
+	}
+	ch := d.flight.DoChan(key, func() (any, error) {
+		qctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+		defer cancel()
+		a, err := d.exchange(qctx, fqdn, qtype)
+		d.obs.dnsQuery(dns.TypeToString[qtype], outcomeOf(err, a))
+		if err == nil && d.cache != nil && a.ttl > 0 {
+			d.cache.put(key, a)
+		}
+		return a, err
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		a := res.Val.(answer)
+		return a.rrs, a.err
+	case <-ctx.Done():
+		return nil, &net.DNSError{Err: ctx.Err().Error(), Name: name, IsTimeout: true}
+	}
+}
+
+// exchange asks each server in turn until one answers. A transport or
+// server failure is returned as a temporary *net.DNSError.
+func (d *DNS) exchange(ctx context.Context, fqdn string, qtype uint16) (answer, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(fqdn, qtype)
+	m.RecursionDesired = true
+	m.SetEdns0(dns.DefaultMsgSize, false)
+	var lastErr error
+	for _, server := range d.servers {
+		resp, _, err := d.udp.ExchangeContext(ctx, m, server)
+		if err == nil && resp.Truncated {
+			resp, _, err = d.tcp.ExchangeContext(ctx, m, server)
+		}
+		if err != nil {
+			lastErr = transportError(err, fqdn, server)
+			continue
+		}
+		return answerOf(resp, fqdn, qtype, server)
+	}
+	return answer{}, lastErr
+}
+
+func transportError(err error, name, server string) error {
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	return &net.DNSError{Err: err.Error(), Name: name, Server: server, IsTimeout: timeout, IsTemporary: !timeout}
+}
+
+// answerOf reads a response: records of the asked type (CNAMEs followed
+// by the recursive server are in the same answer section), a not-found
+// with the negative TTL of the SOA, or a temporary failure.
+func answerOf(resp *dns.Msg, fqdn string, qtype uint16, server string) (answer, error) {
+	switch resp.Rcode {
+	case dns.RcodeSuccess:
+		var rrs []dns.RR
+		ttl := maxPositiveTTL
+		for _, rr := range resp.Answer {
+			if rr.Header().Rrtype == qtype {
+				rrs = append(rrs, rr)
+				ttl = min(ttl, time.Duration(rr.Header().Ttl)*time.Second)
+			}
+		}
+		if len(rrs) > 0 {
+			return answer{rrs: rrs, ttl: ttl}, nil
+		}
+		return answer{err: notFoundAt(fqdn, server), ttl: negativeTTL(resp)}, nil
+	case dns.RcodeNameError:
+		return answer{err: notFoundAt(fqdn, server), ttl: negativeTTL(resp)}, nil
+	default:
+		return answer{}, &net.DNSError{Err: "server failure: " + dns.RcodeToString[resp.Rcode], Name: fqdn, Server: server, IsTemporary: true}
+	}
+}
+
+// negativeTTL is the SOA minimum (RFC 2308), capped.
+func negativeTTL(resp *dns.Msg) time.Duration {
+	for _, rr := range resp.Ns {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return min(time.Duration(min(soa.Minttl, soa.Hdr.Ttl))*time.Second, maxNegativeTTL)
+		}
+	}
+	return defaultNegative
+}
+
+func notFound(name string) error { return notFoundAt(name, "") }
+
+func notFoundAt(name, server string) error {
+	return &net.DNSError{Err: "no such host", Name: name, Server: server, IsNotFound: true}
+}
+
+// outcomeOf names a query's outcome for the self-metrics.
+func outcomeOf(err error, a answer) string {
+	var de *net.DNSError
+	switch {
+	case err == nil && a.err == nil:
+		return "success"
+	case err == nil:
+		return "not_found"
+	case errors.As(err, &de) && de.IsTimeout:
+		return "timeout"
+	default:
+		return "error"
+	}
+}
+
+// dnsCache is a least-recently-used map of answers with expiry times.
+type dnsCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]*list.Element
+	order   *list.List // front: most recently used
+	now     func() time.Time
+}
+
+type cacheEntry struct {
+	key     string
+	a       answer
+	expires time.Time
+}
+
+func newDNSCache(maxEntries int) *dnsCache {
+	return &dnsCache{max: maxEntries, entries: make(map[string]*list.Element), order: list.New(), now: time.Now}
+}
+
+func (c *dnsCache) get(key string) (answer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return answer{}, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !c.now().Before(e.expires) {
+		c.order.Remove(el)
+		delete(c.entries, key)
+		return answer{}, false
+	}
+	c.order.MoveToFront(el)
+	return e.a, true
+}
+
+func (c *dnsCache) put(key string, a answer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &cacheEntry{key: key, a: a, expires: c.now().Add(a.ttl)}
+	if el, ok := c.entries[key]; ok {
+		el.Value = e
+		c.order.MoveToFront(el)
+		return
+	}
+	c.entries[key] = c.order.PushFront(e)
+	for c.order.Len() > c.max {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.entries, oldest.Value.(*cacheEntry).key)
+	}
+}
+
+func (c *dnsCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
