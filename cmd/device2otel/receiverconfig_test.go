@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -9,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 )
@@ -44,9 +44,10 @@ func TestEveryReceiverFieldPassesThrough(t *testing.T) {
 		"port": "2600", "address": `"127.0.0.1"`, "username": "u", "password": "p",
 		"pipeline_timeout": "45", "require_tls": "false", "trusted_networks": `["10.0.0.0/8"]`,
 		"tls.min_version": `"1.3"`, "body_format": "json", "domain": "mx.example.com",
+		"accepted_recipients": `["ops@example.org"]`,
 	}
 	var props []string
-	tlsProps := []string{}
+	nestedProps := map[string][]string{} // "tls" -> ["min_version: ...", ...]
 	keys := receiverKeys(t)
 	names := make([]string, 0, len(keys))
 	for k := range keys {
@@ -54,22 +55,25 @@ func TestEveryReceiverFieldPassesThrough(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if identityFields[k] || k == "tls" {
+		if identityFields[k] || k == "tls" || k == "reports" {
 			continue
 		}
 		v, ok := sample[k]
 		if !ok {
-			b, err := yaml.Marshal(keys[k])
+			// JSON is YAML in flow style, which a list needs inside {...}.
+			b, err := json.Marshal(keys[k])
 			require.NoError(t, err)
-			v = strings.TrimSpace(string(b))
+			v = string(b)
 		}
-		if sub, nested := strings.CutPrefix(k, "tls."); nested {
-			tlsProps = append(tlsProps, fmt.Sprintf("%s: %s", sub, v))
+		if block, sub, nested := strings.Cut(k, "."); nested {
+			nestedProps[block] = append(nestedProps[block], fmt.Sprintf("%s: %s", sub, v))
 			continue
 		}
 		props = append(props, fmt.Sprintf("%s: %s", k, v))
 	}
-	props = append(props, fmt.Sprintf("tls: {%s}", strings.Join(tlsProps, ", ")))
+	for _, block := range []string{"tls", "reports"} {
+		props = append(props, fmt.Sprintf("%s: {%s}", block, strings.Join(nestedProps[block], ", ")))
+	}
 	devices := fmt.Sprintf("- id: 1\n  name: all\n  type: smtp\n  properties: {%s}\n", strings.Join(props, ", "))
 
 	code, out, errOut := convertString(t, devices)
@@ -77,11 +81,11 @@ func TestEveryReceiverFieldPassesThrough(t *testing.T) {
 	recv, ok := dig(decode(t, out), "receivers", "smtp/all").(map[string]any)
 	require.True(t, ok, out)
 	for _, k := range names {
-		if identityFields[k] || k == "tls" {
+		if identityFields[k] || k == "tls" || k == "reports" {
 			continue
 		}
-		if sub, nested := strings.CutPrefix(k, "tls."); nested {
-			assert.Contains(t, recv["tls"], sub, "tls.%s passed through", sub)
+		if block, sub, nested := strings.Cut(k, "."); nested {
+			assert.Contains(t, recv[block], sub, "%s passed through", k)
 			continue
 		}
 		assert.Contains(t, recv, k, "%s passed through", k)
