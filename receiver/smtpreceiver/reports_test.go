@@ -135,8 +135,13 @@ func TestReportsWithoutEmailRecord(t *testing.T) {
 	c.expect("EHLO client.example.org", "250")
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("a@example.org", []string{"b@example.org"}, dotStuffed(reportgen.DSN())))
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("a@example.com", []string{"b@example.com"}, simpleMessage))
-	truncated := reportgen.Fixtures()[12]
-	require.Equal(t, "broken-truncated-xml", truncated.Name)
+	var truncated reportgen.Fixture
+	for _, f := range reportgen.Fixtures() {
+		if f.Name == "broken-truncated-xml" {
+			truncated = f
+		}
+	}
+	require.NotNil(t, truncated.Message)
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("a@example.org", []string{"b@example.org"}, dotStuffed(truncated.Message)))
 	var events []string
 	for _, lr := range records(sink) {

@@ -310,6 +310,19 @@ func DSN() []byte {
 		Part{ContentType: "text/rfc822-headers", Body: []byte(returned)})
 }
 
+// GlobalDSN writes an internationalized bounce (RFC 6533): UTF-8 address
+// types and a message/global-headers part.
+func GlobalDSN() []byte {
+	status := "Reporting-MTA: dns; mx.example.org\r\nArrival-Date: Mon, 02 Nov 2026 09:00:00 +0000\r\n\r\n" +
+		"Final-Recipient: utf-8; josé@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
+		"Remote-MTA: dns; mx.example.com\r\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\r\n"
+	returned := "From: <renée@example.org>\r\nTo: <josé@example.com>\r\nSubject: Résumé\r\nMessage-ID: <cv-1@example.org>\r\n"
+	return Message("Undelivered Mail Returned to Sender", "bounce-2@mx.example.org", "global-delivery-status",
+		Text("Your message could not be delivered.\r\n"),
+		Part{ContentType: "message/global-delivery-status", Body: []byte(status)},
+		Part{ContentType: "message/global-headers", Body: []byte(returned)})
+}
+
 // ---------------------------------------------------------------- bombs
 
 // Bomb prefixes: a report that opens a row and never closes it, so that
