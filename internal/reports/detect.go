@@ -136,6 +136,9 @@ func (x *extraction) readPayload(body io.Reader, name string) {
 		x.readFailed(err, name)
 		return
 	}
+	if format == formatUnknown {
+		return // e.g. a zip without a .xml or .json entry
+	}
 	r = &ctxReader{ctx: x.ctx, r: r} // uncompressed payloads have no bounded layer
 	switch format {
 	case formatXML:

@@ -75,7 +75,7 @@ type expander struct {
 
 // open returns the innermost payload and its format. An error is a limit
 // hit (*limitError) or a broken container; formatUnknown with a nil error
-// means the payload is not a report.
+// means the payload is not a report, and the reader may then be nil.
 func (e *expander) open(payload []byte) (io.Reader, string, error) {
 	br := bufio.NewReaderSize(bytes.NewReader(payload), 32<<10)
 	return e.openLayer(br, payload, 0)

@@ -62,9 +62,9 @@ func FuzzExpand(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		e := &expander{ctx: context.Background(), limits: fuzzLimits.withDefaults()}
-		r, _, err := e.open(payload)
-		if err != nil {
-			return
+		r, format, err := e.open(payload)
+		if err != nil || format == formatUnknown {
+			return // a limit, a broken container, or no report (r is nil then)
 		}
 		n, _ := io.Copy(io.Discard, r)
 		if n > fuzzLimits.MaxDecompressedBytes {
