@@ -90,12 +90,14 @@ func (a Aggregate) XML() []byte {
 			b.WriteString("  <version>1.0</version>\n")
 		}
 	case Draft:
+		// The dmarc.org draft schema has no <version> (and names the
+		// identifiers <identities>).
 		b.WriteString("<feedback>\n")
-		if !a.NoVersion {
-			b.WriteString("  <version>0.1</version>\n")
-		}
 	default:
 		b.WriteString("<feedback>\n")
+		if !a.NoVersion {
+			b.WriteString("  <version>1.0</version>\n")
+		}
 	}
 	fmt.Fprintf(&b, "  <report_metadata>\n    <org_name>%s</org_name>\n    <email>noreply-dmarc@%s</email>\n", a.OrgName, "receiver.example.com")
 	fmt.Fprintf(&b, "    <report_id>%s</report_id>\n    <date_range>\n      <begin>%d</begin>\n      <end>%d</end>\n    </date_range>\n", a.ReportID, a.Begin.Unix(), a.End.Unix())
