@@ -1,8 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/confmap"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 )
@@ -40,51 +41,61 @@ func receiverKeys(t *testing.T) map[string]any {
 // receiver has under properties (pipeline_timeout was refused once, though
 // the docs promise every field) and writes it into the receiver block.
 func TestEveryReceiverFieldPassesThrough(t *testing.T) {
-	sample := map[string]string{
-		"port": "2600", "address": `"127.0.0.1"`, "username": "u", "password": "p",
-		"pipeline_timeout": "45", "require_tls": "false", "trusted_networks": `["10.0.0.0/8"]`,
-		"tls.min_version": `"1.3"`, "body_format": "json", "domain": "mx.example.com",
-		"accepted_recipients": `["ops@example.org"]`,
+	sample := map[string]any{
+		"port": 2600, "address": "127.0.0.1", "username": "u", "password": "p",
+		"pipeline_timeout": 45, "require_tls": false, "trusted_networks": []any{"10.0.0.0/8"},
+		"tls.min_version": "1.3", "body_format": "json", "domain": "mx.example.com",
 	}
-	var props []string
-	nestedProps := map[string][]string{} // "tls" -> ["min_version: ...", ...]
 	keys := receiverKeys(t)
+	props := map[string]any{}
+	for k, v := range keys {
+		if identityFields[k] {
+			continue
+		}
+		if s, ok := sample[k]; ok {
+			v = s
+		}
+		if v == nil {
+			continue // a pointer unset by default, e.g. require_tls: sampled above
+		}
+		// Nested keys ("tls.status") go into their block.
+		block, sub, nested := strings.Cut(k, ".")
+		if !nested {
+			props[k] = v
+			continue
+		}
+		m, _ := props[block].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+			props[block] = m
+		}
+		m[sub] = v
+	}
+	for k, v := range sample {
+		if _, ok := keys[k]; ok && v != nil {
+			continue
+		}
+		t.Fatalf("sample key %s is not a receiver field", k)
+	}
+	device := []any{map[string]any{"id": 1, "name": "all", "type": "smtp", "properties": props}}
+	doc, err := yaml.Marshal(device)
+	require.NoError(t, err)
+
+	code, out, errOut := convertString(t, string(doc))
+	require.Equal(t, 0, code, "device file:\n%s\nstderr:\n%s", doc, errOut)
+	recv, ok := dig(decode(t, out), "receivers", "smtp/all").(map[string]any)
+	require.True(t, ok, out)
 	names := make([]string, 0, len(keys))
 	for k := range keys {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		if identityFields[k] || k == "tls" || k == "reports" {
+		if identityFields[k] {
 			continue
 		}
-		v, ok := sample[k]
-		if !ok {
-			// JSON is YAML in flow style, which a list needs inside {...}.
-			b, err := json.Marshal(keys[k])
-			require.NoError(t, err)
-			v = string(b)
-		}
-		if block, sub, nested := strings.Cut(k, "."); nested {
-			nestedProps[block] = append(nestedProps[block], fmt.Sprintf("%s: %s", sub, v))
-			continue
-		}
-		props = append(props, fmt.Sprintf("%s: %s", k, v))
-	}
-	for _, block := range []string{"tls", "reports"} {
-		props = append(props, fmt.Sprintf("%s: {%s}", block, strings.Join(nestedProps[block], ", ")))
-	}
-	devices := fmt.Sprintf("- id: 1\n  name: all\n  type: smtp\n  properties: {%s}\n", strings.Join(props, ", "))
-
-	code, out, errOut := convertString(t, devices)
-	require.Equal(t, 0, code, "device file:\n%s\nstderr:\n%s", devices, errOut)
-	recv, ok := dig(decode(t, out), "receivers", "smtp/all").(map[string]any)
-	require.True(t, ok, out)
-	for _, k := range names {
-		if identityFields[k] || k == "tls" || k == "reports" {
-			continue
-		}
-		if block, sub, nested := strings.Cut(k, "."); nested {
+		block, sub, nested := strings.Cut(k, ".")
+		if nested {
 			assert.Contains(t, recv[block], sub, "%s passed through", k)
 			continue
 		}
@@ -155,4 +166,32 @@ func TestRepeatedPipelineRefused(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `stdin:5: device "a" (id 1): pipelines: "spam_filter" (line 5) and "spam_filter" both become processor filter/spam_filter`)
 	assert.Contains(t, errOut, `"geo enrich" (line 5) and "geo_enrich" both become processor transform/geo_enrich`)
+}
+
+// TestNumberKind: a receiver field with a fractional type (none today; a
+// rate could be one) is read, checked and written as a number, not refused
+// at start.
+func TestNumberKind(t *testing.T) {
+	assert.Equal(t, kindNumber, kindOf("rate", reflect.TypeFor[float64]()))
+	assert.Equal(t, kindInt, kindOf("port", reflect.TypeFor[*int]()))
+	assert.Panics(t, func() { kindOf("m", reflect.TypeFor[map[string]int]()) })
+
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal([]byte("rate: 1.5\nbad: x\n"), &doc))
+	m := doc.Content[0]
+	el := &errorList{file: "t"}
+	v, ok := checkScalar(el, "rate", m.Content[1], kindNumber, true)
+	require.True(t, ok)
+	assert.InDelta(t, 1.5, v.f, 0)
+	_, ok = checkScalar(el, "bad", m.Content[3], kindNumber, true)
+	assert.False(t, ok)
+	assert.ErrorContains(t, el.err(), `bad: expected a number, got the string "x"`)
+
+	fields := []field{{spec: fieldSpec{name: "rate", kind: kindNumber}, val: value{f: 1.5}}}
+	out := map[string]any{}
+	addFields(out, fields)
+	assert.Equal(t, map[string]any{"rate": 1.5}, out)
+	nodes := fieldNodes(fields)
+	require.Len(t, nodes, 2)
+	assert.Equal(t, "1.5", nodes[1].Value)
 }

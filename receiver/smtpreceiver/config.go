@@ -56,6 +56,10 @@ type Config struct {
 	MaxRecipients   int   `mapstructure:"max_recipients"`
 	MaxLineLength   int   `mapstructure:"max_line_length"`
 	DataTimeout     int   `mapstructure:"data_timeout"`
+	// MinDataRate is the lowest transfer rate, in bytes per second over
+	// each timeout window, a DATA/BDAT transfer may fall to before the
+	// client gets 421 and is closed; 0 turns the check off.
+	MinDataRate int `mapstructure:"min_data_rate"`
 	// PipelineTimeout bounds, in seconds, how long a message waits for the
 	// pipeline to accept it before the client gets 451 and retries.
 	PipelineTimeout         int      `mapstructure:"pipeline_timeout"`
@@ -66,6 +70,9 @@ type Config struct {
 	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
 	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
 	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
+	// ProxyProtocol takes the client's address from the PROXY protocol
+	// header of a trusted L4 balancer (proxy.go).
+	ProxyProtocol ProxyProtocolConfig `mapstructure:"proxy_protocol"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -130,6 +137,10 @@ const (
 	maxSeconds = math.MaxInt64 / int64(time.Second)
 )
 
+// maxMinDataRate (100 MiB/s) keeps min_data_rate below any rate a real
+// network path is sure to reach.
+const maxMinDataRate = 100 << 20
+
 var _ component.Config = (*Config)(nil)
 
 // Validate checks the configuration; each error names the field and the fix.
@@ -183,6 +194,9 @@ func (cfg *Config) Validate() error {
 	if cfg.BufferSize > 0 && cfg.BufferSize < 512 {
 		add("buffer_size", "must be at least 512 bytes, got %d", cfg.BufferSize)
 	}
+	if cfg.MinDataRate < 0 || cfg.MinDataRate > maxMinDataRate {
+		add("min_data_rate", "must be between 0 (no minimum) and %d bytes per second, got %d; e.g. min_data_rate: 256", maxMinDataRate, cfg.MinDataRate)
+	}
 	if cfg.MaxLineLength > 0 && cfg.MaxLineLength < minLineLength {
 		add("max_line_length", "must be at least %d bytes (RFC 5321's command line length; shorter lines drop clients after EHLO), got %d", minLineLength, cfg.MaxLineLength)
 	}
@@ -192,6 +206,7 @@ func (cfg *Config) Validate() error {
 	}{
 		{"timeout", cfg.Timeout}, {"data_timeout", cfg.DataTimeout}, {"pipeline_timeout", cfg.PipelineTimeout},
 		{"stats_frequency", cfg.StatsFrequency}, {"tls.reload_interval", cfg.TLS.ReloadInterval},
+		{"proxy_protocol.timeout", cfg.ProxyProtocol.Timeout},
 	} {
 		if int64(s.value) > maxSeconds {
 			add(s.field, "must be at most %d seconds, got %d", maxSeconds, s.value)
@@ -234,6 +249,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := cfg.Reports.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.ProxyProtocol.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {
@@ -380,3 +398,27 @@ func (cfg *Config) port() int {
 	}
 	return *cfg.Port
 }
+
+// The device schema gives times in whole seconds. They become durations
+// here and only here; Validate has checked that each fits a time.Duration.
+
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// idleTimeout is timeout: how long a client has for one command line, and
+// a write to the client.
+func (cfg *Config) idleTimeout() time.Duration { return seconds(cfg.Timeout) }
+
+// dataTimeout bounds one whole DATA/BDAT transfer.
+func (cfg *Config) dataTimeout() time.Duration { return seconds(cfg.DataTimeout) }
+
+// pipelineTimeout bounds how long a message waits for the pipeline.
+func (cfg *Config) pipelineTimeout() time.Duration { return seconds(cfg.PipelineTimeout) }
+
+// statsInterval is how often the stats line is logged.
+func (cfg *Config) statsInterval() time.Duration { return seconds(cfg.StatsFrequency) }
+
+// reloadInterval is how often the certificate and key are re-read; 0 never.
+func (t *TLSConfig) reloadInterval() time.Duration { return seconds(t.ReloadInterval) }
+
+// headerTimeout is how long a trusted proxy has to send its PROXY header.
+func (p *ProxyProtocolConfig) headerTimeout() time.Duration { return seconds(p.Timeout) }

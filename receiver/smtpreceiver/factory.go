@@ -23,6 +23,7 @@ const (
 	defaultMaxRecipients           = 100
 	defaultMaxLineLength           = 4096
 	defaultDataTimeout             = 600
+	defaultMinDataRate             = 256
 	defaultPipelineTimeout         = 60
 	defaultMaxConnections          = 1000
 	defaultMaxConnectionsPerClient = 50
@@ -51,11 +52,13 @@ func createDefaultConfig() component.Config {
 		MaxRecipients:             defaultMaxRecipients,
 		MaxLineLength:             defaultMaxLineLength,
 		DataTimeout:               defaultDataTimeout,
+		MinDataRate:               defaultMinDataRate,
 		PipelineTimeout:           defaultPipelineTimeout,
 		MaxConnections:            defaultMaxConnections,
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
 		MaxAuthFailures:           defaultMaxAuthFailures,
 		TrustedNetworks:           []string{"127.0.0.0/8", "::1/128"},
+		ProxyProtocol:             ProxyProtocolConfig{Timeout: defaultProxyHeaderTimeout},
 		BodyFormat:                conv.BodyFormat,
 		MaxBodyBytes:              conv.MaxBodyBytes,
 		MaxHeaderBytes:            conv.MaxHeaderBytes,

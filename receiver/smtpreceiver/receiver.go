@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,7 @@ type smtpReceiver struct {
 	shutdownGrace   time.Duration
 	creds           credentials
 	throttle        *authThrottle
+	secLog          *securityLog
 	limiter         *connLimiter
 	recipients      *recipientFilter
 	tlsConfig       *tls.Config
@@ -67,20 +69,23 @@ type smtpReceiver struct {
 	statsWG  sync.WaitGroup
 	stopStat chan struct{}
 
-	connsMu  sync.Mutex
-	conns    map[*trackedConn]struct{}
-	connsWG  sync.WaitGroup
-	stopping bool
+	conns       *connSet
+	handlers    *handlerReaper
+	readBuffers *readBuffers
+	// now is the clock of the transfer limits (time.Now but in tests).
+	now func() time.Time
 }
 
-// worker is one SMTP listener with its own go-smtp server.
+// worker is one SMTP listener. Each of its connections gets a go-smtp
+// server of its own (see lineGuard).
 type worker struct {
-	r      *smtpReceiver
-	index  int
-	server *smtp.Server
-	ln     net.Listener
-	stats  workerStats
-	attrs  workerAttrs
+	r        *smtpReceiver
+	index    int
+	ln       net.Listener
+	errorLog *log.Logger
+	stats    workerStats
+	attrs    workerAttrs
+	startTLS *tls.Config // for STARTTLS; nil without TLS or with implicit TLS
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpReceiver, error) {
@@ -101,9 +106,12 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		convOpts:        conversionOptions(cfg),
 		reports:         newReportReader(cfg),
 		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
-		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
+		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,
-		conns:           make(map[*trackedConn]struct{}),
+		secLog:          newSecurityLog(set.Logger),
+		conns:           newConnSet(),
+		readBuffers:     newReadBuffers(cfg.BufferSize),
+		now:             time.Now,
 	}, nil
 }
 
@@ -185,23 +193,16 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 
-	addr := r.cfg.listenAddress()
-	for i := range count {
-		ln, err := listen(ctx, addr, r.cfg.Reuse, r.cfg.SocketReceiveBuffer)
-		if err != nil {
-			r.closeListeners()
-			r.workers = nil
-			r.cancelConsume()
-			r.telemetry.Shutdown()
-			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
-		}
-		if i == 0 && r.cfg.port() == 0 {
-			// Port 0 picks a free port; the other workers share that one.
-			addr = ln.Addr().String()
-		}
-		r.workers = append(r.workers, r.newWorker(i, ln))
+	if err := r.listenAll(ctx, count); err != nil {
+		r.closeListeners()
+		r.workers = nil
+		ports.release(r.set.ID)
+		r.cancelConsume()
+		r.telemetry.Shutdown()
+		return err
 	}
 
+	r.handlers = startHandlerReaper()
 	for _, w := range r.workers {
 		r.serveWG.Add(1)
 		go func() {
@@ -213,7 +214,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	r.statsWG.Add(1)
 	go func() {
 		defer r.statsWG.Done()
-		r.reportStats(time.Duration(r.cfg.StatsFrequency) * time.Second)
+		r.reportStats(r.cfg.statsInterval())
 	}()
 
 	logger.Info("SMTP receiver listening",
@@ -228,52 +229,144 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+// listenAll binds the listeners of count workers on one address and port,
+// after making sure no other receiver of this collector and no other
+// socket already listens there.
+func (r *smtpReceiver) listenAll(ctx context.Context, count int) error {
+	host := strings.Trim(r.cfg.Address, "[]")
+	addr := r.cfg.listenAddress()
+	if port := r.cfg.port(); port != 0 {
+		if err := ports.claim(r.set.ID, newPortKey(host, port)); err != nil {
+			return err
+		}
+		if r.cfg.Reuse {
+			if err := probeFree(ctx, addr); err != nil {
+				return r.listenError(addr, err)
+			}
+		}
+	}
+	for i := range count {
+		ln, err := listen(ctx, addr, r.cfg.Reuse, r.cfg.SocketReceiveBuffer)
+		if err != nil {
+			return r.listenError(addr, err)
+		}
+		if i == 0 && r.cfg.port() == 0 {
+			// Port 0 picks a free port; the other workers share that one.
+			addr = ln.Addr().String()
+			if err := ports.claim(r.set.ID, listenerKey(host, ln)); err != nil {
+				_ = ln.Close()
+				return err
+			}
+		}
+		r.workers = append(r.workers, r.newWorker(i, ln))
+	}
+	return nil
+}
+
+func (r *smtpReceiver) listenError(addr string, err error) error {
+	return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
+}
+
 func listenHint(err error) string {
 	switch {
-	case errors.Is(err, errAddrInUse):
-		return " (another process already uses this port: stop it or choose another port)"
-	case errors.Is(err, errPermission):
+	case isAddrInUse(err):
+		return " (another process or socket already uses this port: stop it or choose another port; with reuse: true only the workers of one receiver may share it)"
+	case isPermission(err):
 		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE: sudo setcap 'cap_net_bind_service=+ep' <collector binary>, or use a port above 1023)"
 	}
 	return ""
 }
 
 func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
-	w := &worker{r: r, index: index, attrs: newWorkerAttrs(index)}
+	w := &worker{r: r, index: index, attrs: newWorkerAttrs(r.set.ID, index)}
 	var implicit *tls.Config
 	if r.tlsConfig != nil && r.cfg.TLS.Implicit {
 		implicit = r.tlsConfig
 	}
-	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
-
-	s := smtp.NewServer(&backend{w: w})
-	s.Domain = greetingDomain(r.cfg.Domain)
-	s.MaxMessageBytes = r.cfg.MaxMessageBytes
-	s.MaxLineLength = r.cfg.MaxLineLength
-	// Recipients are counted in the session, which also records the metric.
-	s.MaxRecipients = 0
-	s.ReadTimeout = time.Duration(r.cfg.Timeout) * time.Second
-	s.WriteTimeout = time.Duration(r.cfg.Timeout) * time.Second
-	s.EnableSMTPUTF8 = true
-	// With TLS configured AUTH waits for it; without, the device's plain
-	// username/password still works (Start has logged a warning).
-	s.AllowInsecureAuth = r.tlsConfig == nil
 	if r.tlsConfig != nil && !r.cfg.TLS.Implicit {
-		s.TLSConfig = r.tlsConfig
+		w.startTLS = r.tlsConfig
 	}
+	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 	// go-smtp's own log lines carry connection errors of misbehaving clients;
-	// they belong at debug level. Its Debug writer is never set: it would
-	// log AUTH credentials.
-	s.ErrorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
-	w.server = s
+	// they belong at debug level (a level zap knows, so no error).
+	w.errorLog, _ = zap.NewStdLogAt(r.set.Logger.With(zap.Int("worker", index)), zap.DebugLevel)
 	return w
 }
 
+// newServer is the go-smtp server of one connection. Its Debug writer is
+// the connection's lineGuard, which reads what go-smtp reads and keeps
+// nothing of it; Debug never goes to a log (it carries AUTH credentials).
+func (w *worker) newServer(tc *trackedConn) *smtp.Server {
+	cfg := w.r.cfg
+	s := smtp.NewServer(&backend{w: w})
+	s.Domain = greetingDomain(cfg.Domain)
+	s.MaxMessageBytes = cfg.MaxMessageBytes
+	// Lines are limited by the lineGuard: command lines to max_line_length,
+	// message lines only by max_message_bytes.
+	s.MaxLineLength = 0
+	s.Debug = tc.guard
+	// Recipients are counted in the session, which also records the metric.
+	s.MaxRecipients = 0
+	s.ReadTimeout = cfg.idleTimeout()
+	s.WriteTimeout = cfg.idleTimeout()
+	s.EnableSMTPUTF8 = true
+	// With TLS configured AUTH waits for it; without, the device's plain
+	// username/password still works (Start has logged a warning).
+	s.AllowInsecureAuth = w.r.tlsConfig == nil
+	s.TLSConfig = w.startTLS
+	s.ErrorLog = w.errorLog
+
+	// go-smtp lets DATA bodies reach MaxMessageBytes minus one byte only
+	// (its reader fails as the limit is reached, before it could see the
+	// end of the message), while SIZE= and BDAT accept exactly the limit.
+	// So for a DATA body the limit is raised by one, between the 354 and
+	// the next command, and the session enforces the exact limit itself.
+	tc.guard.onDataStart = func() { s.MaxMessageBytes = cfg.MaxMessageBytes + 1 }
+	tc.guard.onCommandRead = func() { s.MaxMessageBytes = cfg.MaxMessageBytes }
+	return s
+}
+
+// serve accepts connections until the listener closes.
 func (w *worker) serve(host component.Host) {
-	err := w.server.Serve(w.ln)
-	if err == nil || w.r.isStopping() {
+	var delay time.Duration
+	for {
+		c, err := w.ln.Accept()
+		if err == nil {
+			delay = 0
+			w.serveConn(c)
+			continue
+		}
+		if w.r.conns.isStopping() {
+			return
+		}
+		if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+			// Out of file descriptors and the like: wait and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			w.r.set.Logger.Warn("SMTP accept failed; retrying", zap.Int("worker", w.index), zap.Error(err), zap.Duration("retry_in", delay))
+			time.Sleep(delay)
+			continue
+		}
+		w.listenerFailed(host, err)
 		return
 	}
+}
+
+// serveConn starts go-smtp's handler of one accepted connection. Serve
+// returns at once: its listener has no second connection. The handler's
+// goroutine runs on; once the connection has closed, the reaper waits for
+// it to return.
+func (w *worker) serveConn(c net.Conn) {
+	tc := trackedConnOf(c)
+	if tc == nil {
+		_ = c.Close()
+		return
+	}
+	s := w.newServer(tc)
+	_ = s.Serve(&oneConnListener{conn: c})
+	tc.served(s)
+}
+
+func (w *worker) listenerFailed(host component.Host, err error) {
 	w.stats.failed.Store(true)
 	w.r.set.Logger.Error("SMTP listener stopped", zap.Int("worker", w.index), zap.Error(err))
 	// One failed worker leaves the others serving; the component is only
@@ -285,9 +378,28 @@ func (w *worker) serve(host component.Host) {
 	}
 }
 
+// oneConnListener hands go-smtp a single connection; its next Accept ends
+// go-smtp's Serve.
+type oneConnListener struct {
+	conn     net.Conn
+	accepted bool
+}
+
+// errHandedOver ends Serve once its connection is handed to the handler.
+var errHandedOver = errors.New("connection handed to go-smtp")
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if l.accepted {
+		return nil, errHandedOver
+	}
+	l.accepted = true
+	return l.conn, nil
+}
+
+func (l *oneConnListener) Close() error   { return nil }
+func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
+
 func (r *smtpReceiver) allWorkersFailed() bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
 	failed := 0
 	for _, w := range r.workers {
 		if w.stats.failed.Load() {
@@ -295,38 +407,6 @@ func (r *smtpReceiver) allWorkersFailed() bool {
 		}
 	}
 	return failed == len(r.workers)
-}
-
-func (r *smtpReceiver) isStopping() bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
-	return r.stopping
-}
-
-// track registers a new connection, unless Shutdown has begun; Shutdown
-// waits for every tracked connection to close.
-func (r *smtpReceiver) track(c *trackedConn) bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
-	if r.stopping {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	r.connsWG.Add(1)
-	c.w.sessionOpened()
-	return true
-}
-
-func (r *smtpReceiver) untrack(c *trackedConn) {
-	r.connsMu.Lock()
-	delete(r.conns, c)
-	r.connsMu.Unlock()
-	r.limiter.release(c.ip)
-	if c.tlsStarted.Load() && !c.tlsDone.Load() {
-		c.w.tlsHandshake(false)
-	}
-	c.w.sessionClosed()
-	r.connsWG.Done()
 }
 
 func (r *smtpReceiver) closeListeners() {
@@ -341,17 +421,10 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	if len(r.workers) == 0 {
 		return nil // never started, or disabled
 	}
-	r.connsMu.Lock()
-	if r.stopping {
-		r.connsMu.Unlock()
+	conns, first := r.conns.stop()
+	if !first {
 		return nil
 	}
-	r.stopping = true
-	conns := make([]*trackedConn, 0, len(r.conns))
-	for c := range r.conns {
-		conns = append(conns, c)
-	}
-	r.connsMu.Unlock()
 
 	r.closeListeners()
 	for _, c := range conns {
@@ -361,41 +434,25 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	grace := time.NewTimer(r.shutdownGrace)
 	defer grace.Stop()
-	if !waitTimeout(&r.connsWG, ctx.Done(), grace.C) {
+	if !r.conns.wait(ctx.Done(), grace.C) {
 		err = ctx.Err()
 		// Pipeline calls still running end now; their sessions answer 421.
 		r.cancelConsume()
-		waitTimeout(&r.connsWG, nil, time.After(replyWait))
+		r.conns.wait(nil, time.After(replyWait))
 	}
-	for _, w := range r.workers {
-		_ = w.server.Close() // closes the connections still open
-	}
-	r.serveWG.Wait()
-	if !waitTimeout(&r.connsWG, nil, time.After(forcedCloseWait)) {
+	r.conns.closeAll()
+	r.serveWG.Wait() // the accept loops
+	if !r.conns.wait(nil, time.After(forcedCloseWait)) {
 		r.set.Logger.Warn("SMTP sessions still running after shutdown")
 	}
+	// go-smtp's handlers of the closed connections.
+	r.handlers.stop()
+	ports.release(r.set.ID)
 	r.cancelConsume()
 	close(r.stopStat)
 	r.statsWG.Wait()
 	r.telemetry.Shutdown()
 	return err
-}
-
-// waitTimeout waits for wg until either channel fires; it reports whether
-// wg finished.
-func waitTimeout(wg *sync.WaitGroup, a <-chan struct{}, b <-chan time.Time) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-a:
-	case <-b:
-	}
-	return false
 }
 
 // greetingDomain is the name in the 220 greeting and EHLO reply: the
@@ -408,19 +465,4 @@ func greetingDomain(configured string) string {
 		return h
 	}
 	return "localhost"
-}
-
-// zapWriter turns go-smtp's log lines into debug logs.
-type zapWriter struct{ logger *zap.Logger }
-
-func (z *zapWriter) Write(p []byte) (int, error) {
-	z.logger.Debug("smtp server", zap.String("message", string(trimNewline(p))))
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +77,10 @@ type session struct {
 	authFailures int
 	from         string
 	to           []string
+
+	// limit is the reader of the message being received, kept here so
+	// that it is not allocated per message (one Data runs at a time).
+	limit sizeLimitReader
 }
 
 var (
@@ -146,20 +150,26 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
+	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
+	var msg io.Reader = &s.limit
 	var spool *reportSpool
 	if s.r.reports != nil {
 		// Reports are read from a bounded copy once mailconv has the
 		// message; they become records of the same Logs.
 		spool = s.r.reports.spool()
 		defer spool.release()
-		r = io.TeeReader(r, spool)
+		msg = io.TeeReader(msg, spool)
 	}
-	res, err := mailconv.Convert(r, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	res, err := mailconv.Convert(msg, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			s.w.messageRejected("size")
 			return smtp.ErrDataTooLarge
+		}
+		if failure := s.transferFailure(); failure != nil {
+			s.w.messageRejected(transferFailureReason(failure))
+			return failure
 		}
 		s.w.messageRejected("read_error")
 		s.r.set.Logger.Debug("message not received completely", zap.Stringer("client", s.remote), zap.Error(err))
@@ -172,6 +182,45 @@ func (s *session) Data(r io.Reader) error {
 		s.r.reports.read(s.r.consumeCtx, spool, sl.LogRecords(), s.w, s.r.pipelineTimeout)
 	}
 	return s.consume(logs)
+}
+
+// transferFailure is the 421 of a transfer the connection found too slow
+// or too long; the connection closes after it.
+func (s *session) transferFailure() *smtp.SMTPError {
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.transferFailure()
+}
+
+func transferFailureReason(e *smtp.SMTPError) string {
+	if e == errDataTooLong {
+		return "data_timeout"
+	}
+	return "too_slow"
+}
+
+// sizeLimitReader passes at most max_message_bytes of message content and
+// fails with 552 on the byte after: a message of exactly the limit is
+// accepted, as with SIZE= and BDAT. What is counted is the message as the
+// client sent it, after DATA's dot-stuffing is removed and without the
+// final ".", every line's CRLF included.
+type sizeLimitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *sizeLimitReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		l.left = -1
+		return 0, smtp.ErrDataTooLarge
+	}
+	l.left -= int64(n)
+	return n, err
 }
 
 // consume pushes one message into the pipeline and maps the outcome onto
@@ -200,7 +249,7 @@ func (s *session) consume(logs plog.Logs) error {
 	case s.r.consumeCtx.Err() != nil:
 		s.w.messageRejected("shutdown")
 		if s.conn != nil {
-			s.conn.closeAfterReply.Store(true)
+			s.conn.closeAfterReply()
 		}
 		return errShutdown
 	case consumererror.IsPermanent(err):
@@ -215,9 +264,11 @@ func (s *session) consume(logs plog.Logs) error {
 func (s *session) envelope() mailconv.Envelope {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// To is not copied: Reset gives the session a new slice, and a later
+	// append cannot change what this one shows.
 	env := mailconv.Envelope{
 		From:       s.from,
-		To:         slices.Clone(s.to),
+		To:         s.to,
 		Helo:       s.helo,
 		AuthUser:   s.authUser,
 		ReceivedAt: time.Now(),
@@ -259,7 +310,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				if s.authFailed(sasl.Plain) {
+				if s.authFailed(sasl.Plain, "authorization identity differs from the user name") {
 					return errTooManyAuth
 				}
 				return errAuthzID
@@ -282,31 +333,52 @@ func (s *session) authenticate(mech, username, password string) error {
 		s.w.authAttempt(mech, true)
 		return nil
 	}
-	if s.authFailed(mech) {
+	if s.authFailed(mech, "invalid user name or password") {
 		return errTooManyAuth
 	}
 	return smtp.ErrAuthFailed
 }
 
-// authFailed counts a failure, slows repeat offenders down, and reports
-// whether the session has used up its attempts (it then closes after the
-// reply).
-func (s *session) authFailed(mech string) bool {
+// authFailed counts a failure, logs it, slows repeat offenders down, and
+// reports whether the session has used up its attempts (it then closes
+// after the reply).
+func (s *session) authFailed(mech, reason string) bool {
 	s.w.authAttempt(mech, false)
 	s.mu.Lock()
 	s.authFailures++
 	failures := s.authFailures
 	s.mu.Unlock()
+	closing := failures >= s.r.cfg.MaxAuthFailures
+	ip := s.clientIP()
+	s.r.secLog.warn(ip, eventAuthFailed, "SMTP AUTH failed",
+		zap.String("mechanism", mech), zap.String("reason", reason),
+		zap.Int("failures_in_session", failures), zap.Bool("closing", closing))
 	if s.conn != nil {
-		if d := s.r.throttle.failed(s.conn.ip); d > 0 {
+		if d := s.r.throttle.failed(ip); d > 0 {
+			s.r.secLog.warn(ip, eventThrottled, "SMTP client throttled after failed AUTH",
+				zap.Duration("delay", d), zap.String("mechanism", mech))
 			time.Sleep(d)
 		}
 	}
-	if failures < s.r.cfg.MaxAuthFailures {
+	if !closing {
 		return false
 	}
 	if s.conn != nil {
-		s.conn.closeAfterReply.Store(true)
+		s.conn.closeAfterReply()
 	}
 	return true
+}
+
+// clientIP is the client's address (from the PROXY header when there is
+// one).
+func (s *session) clientIP() netip.Addr {
+	if s.conn != nil {
+		return s.conn.ip
+	}
+	if s.remote != nil {
+		if a, ok := netip.AddrFromSlice(s.remote.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }

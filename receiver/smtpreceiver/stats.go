@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
@@ -24,26 +25,36 @@ type workerStats struct {
 }
 
 // workerAttrs are the metric attribute sets of one worker, built once so the
-// hot path allocates nothing for them.
+// hot path allocates nothing for them. Every one names the receiver by its
+// component id: the collector adds nothing that tells two receivers apart
+// in its Prometheus output (with telemetry.newPipelineTelemetry it adds
+// scope attributes, which the exporter does not turn into labels, so two
+// receivers' series would collide and /metrics fail).
+//
+// The worker's own set is also kept as ready option lists: an option passed
+// on its own becomes a new variadic slice at every call (it escapes into
+// the SDK's interface), one allocation per count on the message path.
 type workerAttrs struct {
-	index  int
-	worker metric.MeasurementOption
+	receiver attribute.KeyValue
+	index    attribute.KeyValue
+	add      []metric.AddOption
+	record   []metric.RecordOption
 }
 
-func newWorkerAttrs(index int) workerAttrs {
-	return workerAttrs{
-		index:  index,
-		worker: metric.WithAttributeSet(attribute.NewSet(attribute.Int("worker", index))),
-	}
+func newWorkerAttrs(id component.ID, index int) workerAttrs {
+	a := workerAttrs{receiver: attribute.String("receiver", id.String()), index: attribute.Int("worker", index)}
+	worker := metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index))
+	a.add = []metric.AddOption{worker}
+	a.record = []metric.RecordOption{worker}
+	return a
 }
 
 func (a workerAttrs) with(key, value string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(attribute.Int("worker", a.index), attribute.String(key, value)))
+	return metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index, attribute.String(key, value)))
 }
 
 func (a workerAttrs) with2(k1, v1, k2, v2 string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(
-		attribute.Int("worker", a.index), attribute.String(k1, v1), attribute.String(k2, v2)))
+	return metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index, attribute.String(k1, v1), attribute.String(k2, v2)))
 }
 
 // The recording methods below count into both the worker's totals and the
@@ -53,13 +64,13 @@ func (a workerAttrs) with2(k1, v1, k2, v2 string) metric.MeasurementOption {
 func (w *worker) sessionOpened() {
 	w.stats.sessionsOpened.Add(1)
 	w.stats.sessionsActive.Add(1)
-	w.r.telemetry.SMTPSessionsOpened.Add(context.Background(), 1, w.attrs.worker)
-	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPSessionsOpened.Add(context.Background(), 1, w.attrs.add...)
+	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) sessionClosed() {
 	w.stats.sessionsActive.Add(-1)
-	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), -1, w.attrs.worker)
+	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), -1, w.attrs.add...)
 }
 
 func (w *worker) connectionRejected(reason string) {
@@ -67,7 +78,7 @@ func (w *worker) connectionRejected(reason string) {
 }
 
 func (w *worker) recipientAccepted() {
-	w.r.telemetry.SMTPRecipientsAccepted.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPRecipientsAccepted.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) recipientRejected(reason string) {
@@ -76,12 +87,12 @@ func (w *worker) recipientRejected(reason string) {
 
 func (w *worker) bytesReceived(n int64) {
 	w.stats.bytesReceived.Add(n)
-	w.r.telemetry.SMTPMessageBytesReceived.Add(context.Background(), n, w.attrs.worker)
+	w.r.telemetry.SMTPMessageBytesReceived.Add(context.Background(), n, w.attrs.add...)
 }
 
 func (w *worker) messageAccepted() {
 	w.stats.messagesAccepted.Add(1)
-	w.r.telemetry.SMTPMessagesAccepted.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPMessagesAccepted.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) messageRejected(reason string) {
@@ -91,11 +102,11 @@ func (w *worker) messageRejected(reason string) {
 
 func (w *worker) parseError() {
 	w.stats.parseErrors.Add(1)
-	w.r.telemetry.SMTPMessagesParseErrors.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPMessagesParseErrors.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) consumed(d time.Duration) {
-	w.r.telemetry.SMTPConsumeDuration.Record(context.Background(), d.Seconds(), w.attrs.worker)
+	w.r.telemetry.SMTPConsumeDuration.Record(context.Background(), d.Seconds(), w.attrs.record...)
 }
 
 func (w *worker) authAttempt(mech string, ok bool) {
@@ -167,8 +178,8 @@ func (r *smtpReceiver) logStats(w *worker, prev, cur statsSnapshot) {
 	}
 	msgRate := float64(cur.accepted-prev.accepted) / secs
 	byteRate := float64(cur.bytes-prev.bytes) / secs
-	r.telemetry.SMTPMessageRate.Record(context.Background(), msgRate, w.attrs.worker)
-	r.telemetry.SMTPMessageByteRate.Record(context.Background(), byteRate, w.attrs.worker)
+	r.telemetry.SMTPMessageRate.Record(context.Background(), msgRate, w.attrs.record...)
+	r.telemetry.SMTPMessageByteRate.Record(context.Background(), byteRate, w.attrs.record...)
 	r.set.Logger.Info("SMTP stats",
 		zap.Int("worker", w.index),
 		zap.Float64("interval_seconds", secs),
