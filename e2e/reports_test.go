@@ -48,6 +48,19 @@ func fixtureMbox(t *testing.T, dir string) (string, []reportgen.Fixture) {
 	return writeFile(t, filepath.Join(dir, "reports.mbox"), b.String()), fixtures
 }
 
+// replayAll runs mailreplay and requires all n messages sent.
+func replayAll(t *testing.T, tl *tally, replay string, n int, args ...string) {
+	t.Helper()
+	res := run(t, nil, replay, args...)
+	want := fmt.Sprintf("%d messages: %d sent, 0 refused, 0 failed", n, n)
+	if res.Code != 0 || !strings.Contains(res.Stdout, want) {
+		t.Fatalf("mailreplay: %s", res)
+	}
+	for i := 0; i < n; i++ {
+		tl.reply(250)
+	}
+}
+
 // extractRows is what internal/reports makes of msg with the defaults.
 func extractRows(msg []byte, email reports.Email) (plog.LogRecordSlice, reports.Result) {
 	rows := plog.NewLogRecordSlice()
@@ -68,14 +81,7 @@ func TestMailreplayReports(t *testing.T) {
 	resume := filepath.Join(c.dir, "replay.done")
 	args := []string{"-server", c.addr(), "-to", "dmarc@example.org", "-quiet", "-resume", resume, mbox}
 
-	res := run(t, nil, replay, args...)
-	want := fmt.Sprintf("%d messages: %d sent, 0 refused, 0 failed", len(fixtures), len(fixtures))
-	if res.Code != 0 || !strings.Contains(res.Stdout, want) {
-		t.Fatalf("mailreplay: %s", res)
-	}
-	for range fixtures {
-		tl.reply(250)
-	}
+	replayAll(t, tl, replay, len(fixtures), args...)
 
 	total := 0
 	for _, f := range fixtures {
@@ -126,7 +132,7 @@ func TestMailreplayReports(t *testing.T) {
 	}
 	checkReportRowsByHand(t, recs)
 
-	res = run(t, nil, replay, args...)
+	res := run(t, nil, replay, args...)
 	if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf("0 sent, 0 refused, 0 failed, %d skipped", len(fixtures))) {
 		t.Fatalf("second mailreplay run: %s", res)
 	}
@@ -241,13 +247,7 @@ func TestDMARCReportsExample(t *testing.T) {
 		return []string{filepath.Join(repoRoot, "examples", "dmarc-reports.yaml"), writeFile(t, filepath.Join(dir, "override.yaml"), override)}
 	})
 	mbox, fixtures := fixtureMbox(t, t.TempDir())
-	res := run(t, nil, replay, "-server", c.addr(), "-to", "dmarc@example.org", "-quiet", mbox)
-	if res.Code != 0 {
-		t.Fatalf("mailreplay: %s", res)
-	}
-	for range fixtures {
-		tl.reply(250)
-	}
+	replayAll(t, tl, replay, len(fixtures), "-server", c.addr(), "-to", "dmarc@example.org", "-quiet", mbox)
 	failing := 0
 	for _, f := range fixtures {
 		rows, _ := extractRows(f.Message, reports.Email{})
