@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkSession(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := r.Start(context.Background(), nopHost()); err != nil {
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = r.Shutdown(context.Background()) }()
@@ -92,7 +93,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := r.Start(context.Background(), nopHost()); err != nil {
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = r.Shutdown(context.Background()) }()
