@@ -2,6 +2,7 @@ package smtpreceiver
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ func TestReportsBecomeRecords(t *testing.T) {
 		wantRes := reports.Extract(context.Background(), f.Message, reports.Email{MessageID: attrStr(email, "email.message_id")}, reports.Options{}, want)
 		require.Len(t, got, 1+want.Len(), f.Name)
 		assert.Equal(t, wantRes.Type, attrStr(email, "email.report.type"), f.Name)
-		assert.Equal(t, itoa(want.Len()), attrStr(email, "email.report.rows"), f.Name)
+		assert.Equal(t, strconv.Itoa(want.Len()), attrStr(email, "email.report.rows"), f.Name)
 		assert.Equal(t, strings.Join(wantRes.Errors, "; "), attrStr(email, "email.report.error"), f.Name)
 		for j := 0; j < want.Len(); j++ {
 			row := got[1+j]
