@@ -175,6 +175,10 @@ type extraction struct {
 	feedback []fieldBlock // message/feedback-report parts, read whole
 	dsn      []dsnReport  // message/delivery-status parts
 	returned []fieldBlock // message/rfc822, text/rfc822-headers: headers of the reported message
+	// sealed counts the reports sealed per kind, reporter and id, so that
+	// two reports of one email with the same identity (two delivery-status
+	// parts of one bounce) still give every row its own uid.
+	sealed map[string]int
 }
 
 // found records the kind of a report that yielded at least an attempt.
