@@ -100,6 +100,9 @@ type Config struct {
 	IncludeAttachmentContent  bool   `mapstructure:"include_attachment_content"`
 	MaxAttachmentContentBytes int    `mapstructure:"max_attachment_content_bytes"`
 
+	// Extension: reports mailed by machines become records (reports.go).
+	Reports ReportsConfig `mapstructure:"reports"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -243,6 +246,9 @@ func (cfg *Config) Validate() error {
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
 	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Reports.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := cfg.ProxyProtocol.validate(); err != nil {

@@ -151,7 +151,16 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
 	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
-	res, err := mailconv.Convert(&s.limit, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	var msg io.Reader = &s.limit
+	var spool *reportSpool
+	if s.r.reports != nil {
+		// Reports are read from a bounded copy once mailconv has the
+		// message; they become records of the same Logs.
+		spool = s.r.reports.spool()
+		defer spool.release()
+		msg = io.TeeReader(msg, spool)
+	}
+	res, err := mailconv.Convert(msg, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
@@ -168,6 +177,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if len(res.ParseErrors) > 0 {
 		s.w.parseError()
+	}
+	if spool != nil {
+		s.r.reports.read(s.r.consumeCtx, spool, sl.LogRecords(), s.w, s.r.pipelineTimeout)
 	}
 	return s.consume(logs)
 }
@@ -227,7 +239,7 @@ func (s *session) consume(logs plog.Logs) error {
 	start := time.Now()
 	err := s.r.next.ConsumeLogs(ctx, logs)
 	s.w.consumed(time.Since(start))
-	s.r.obsrecv.EndLogsOp(ctx, "email", 1, err)
+	s.r.obsrecv.EndLogsOp(ctx, "email", logs.LogRecordCount(), err)
 	if err == nil {
 		s.w.messageAccepted()
 		return nil
