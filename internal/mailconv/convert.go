@@ -12,6 +12,7 @@ import (
 	"io"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -25,6 +26,12 @@ type Envelope struct {
 	TLSVersion string    // "1.2" / "1.3", "" without TLS
 	TLSCipher  string    // e.g. "TLS_AES_128_GCM_SHA256", "" without TLS
 	ReceivedAt time.Time // when DATA finished
+	// Enrich, when set, is called once the whole message has been read
+	// (never after a read error), with the record's attributes and body
+	// map before the body is encoded: the caller adds what it learned
+	// from the same bytes (sender authentication) without mailconv
+	// knowing about it.
+	Enrich func(attrs, body pcommon.Map)
 }
 
 // Options tune the conversion. Zero numeric fields mean "use the default".
@@ -107,6 +114,9 @@ func Convert(r io.Reader, env Envelope, opts Options, lr plog.LogRecord) (Result
 		_, _ = io.Copy(io.Discard, cr)
 	}
 
+	if cr.err != nil {
+		env.Enrich = nil
+	}
 	res := Result{Size: cr.n, Attachments: len(msg.attachments)}
 	res.ParseErrors = fillRecord(lr, env, msg, res.Size, opts)
 

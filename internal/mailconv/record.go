@@ -95,6 +95,9 @@ func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts 
 		putStrings(body, "parse_errors", parseErrors)
 	}
 
+	if env.Enrich != nil {
+		env.Enrich(lr.Attributes(), body)
+	}
 	if opts.BodyFormat == BodyFormatJSON {
 		lr.Body().SetStr(mapJSON(body))
 	} else {

@@ -88,6 +88,9 @@ type Config struct {
 	IncludeAttachmentContent  bool   `mapstructure:"include_attachment_content"`
 	MaxAttachmentContentBytes int    `mapstructure:"max_attachment_content_bytes"`
 
+	// Extension: SPF, DKIM and DMARC results on every record.
+	SenderAuth SenderAuthConfig `mapstructure:"sender_auth"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -224,6 +227,9 @@ func (cfg *Config) Validate() error {
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
 	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.SenderAuth.validate(cfg.TrustedNetworks); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {

@@ -65,6 +65,7 @@ func createDefaultConfig() component.Config {
 		MaxMIMEDepth:              defaultMaxMIMEDepth,
 		MaxMIMEParts:              defaultMaxMIMEParts,
 		MaxAttachmentContentBytes: defaultMaxAttachmentContentBytes,
+		SenderAuth:                defaultSenderAuthConfig(),
 	}
 }
 

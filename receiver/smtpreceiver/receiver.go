@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
@@ -53,7 +54,10 @@ type smtpReceiver struct {
 	creds           credentials
 	throttle        *authThrottle
 	limiter         *connLimiter
-	tlsConfig       *tls.Config
+	// senderAuth checks SPF, DKIM and DMARC; nil when sender_auth is off.
+	senderAuth    *senderauth.Checker
+	senderAuthDNS *senderauth.DNS
+	tlsConfig     *tls.Config
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
 	// only when its own deadline has passed.
@@ -169,6 +173,12 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	r.limiter = newConnLimiter(r.cfg)
 	r.throttle = newAuthThrottle(r.limiter.isTrusted)
+	if r.cfg.SenderAuth.Enabled {
+		if r.senderAuth, r.senderAuthDNS, err = r.newSenderAuth(); err != nil {
+			r.telemetry.Shutdown()
+			return err
+		}
+	}
 	r.consumeCtx, r.cancelConsume = context.WithCancel(context.Background())
 
 	count := 1
@@ -188,6 +198,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 			r.closeListeners()
 			r.workers = nil
 			r.cancelConsume()
+			r.closeSenderAuth()
 			r.telemetry.Shutdown()
 			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
 		}
@@ -368,6 +379,7 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 		r.set.Logger.Warn("SMTP sessions still running after shutdown")
 	}
 	r.cancelConsume()
+	r.closeSenderAuth()
 	close(r.stopStat)
 	r.statsWG.Wait()
 	r.telemetry.Shutdown()

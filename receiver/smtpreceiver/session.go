@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
@@ -77,6 +78,9 @@ type session struct {
 	authFailures int
 	from         string
 	to           []string
+	// authCheck is the sender authentication of the current transaction,
+	// started at MAIL; nil when off or skipped.
+	authCheck *senderauth.Check
 }
 
 var (
@@ -92,9 +96,15 @@ func (s *session) Reset() {
 	s.helo = s.smtpConn.Hostname()
 	s.from = ""
 	s.to = nil
+	s.abortSenderAuth()
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abortSenderAuth()
+	return nil
+}
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.mu.Lock()
@@ -110,6 +120,8 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		return errBadSender
 	}
 	s.from = from
+	s.abortSenderAuth()
+	s.authCheck = s.startSenderAuth(from)
 	return nil
 }
 
@@ -142,7 +154,15 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
-	res, err := mailconv.Convert(r, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	env := s.envelope()
+	if ck := s.takeSenderAuth(); ck != nil {
+		// DKIM hashes the exact bytes while they stream; the results land
+		// on the record once the message has been read.
+		defer ck.Abort()
+		r = io.TeeReader(r, ck)
+		env.Enrich = recordSenderAuth(ck)
+	}
+	res, err := mailconv.Convert(r, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {

@@ -37,6 +37,10 @@ type TelemetryBuilder struct {
 	SMTPMessagesRejected     metric.Int64Counter
 	SMTPRecipientsAccepted   metric.Int64Counter
 	SMTPRecipientsRejected   metric.Int64Counter
+	SMTPSenderAuthCacheHits  metric.Int64Counter
+	SMTPSenderAuthDNSQueries metric.Int64Counter
+	SMTPSenderAuthDuration   metric.Float64Histogram
+	SMTPSenderAuthResults    metric.Int64Counter
 	SMTPSessionsActive       metric.Int64UpDownCounter
 	SMTPSessionsOpened       metric.Int64Counter
 	SMTPTLSHandshakes        metric.Int64Counter
@@ -136,6 +140,31 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_smtp_recipients_rejected",
 		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid). [Alpha]"),
 		metric.WithUnit("{recipient}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthCacheHits, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_cache_hits",
+		metric.WithDescription("DNS answers of sender authentication served from the receiver's cache, by record type. [Alpha]"),
+		metric.WithUnit("{query}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthDNSQueries, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_dns_queries",
+		metric.WithDescription("DNS queries sent for sender authentication (cache misses; identical concurrent ones count once), by record type and outcome. [Alpha]"),
+		metric.WithUnit("{query}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthDuration, err = builder.meter.Float64Histogram(
+		"otelcol_smtp_sender_auth_duration",
+		metric.WithDescription("Time from MAIL to the sender authentication results of one message (SPF runs while DATA streams). [Alpha]"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthResults, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_results",
+		metric.WithDescription("Sender authentication results recorded, by method (spf, dkim, dmarc) and RFC 8601 result. [Alpha]"),
+		metric.WithUnit("{result}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPSessionsActive, err = builder.meter.Int64UpDownCounter(

@@ -30,6 +30,10 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPMessagesRejected.Add(context.Background(), 1)
 	tb.SMTPRecipientsAccepted.Add(context.Background(), 1)
 	tb.SMTPRecipientsRejected.Add(context.Background(), 1)
+	tb.SMTPSenderAuthCacheHits.Add(context.Background(), 1)
+	tb.SMTPSenderAuthDNSQueries.Add(context.Background(), 1)
+	tb.SMTPSenderAuthDuration.Record(context.Background(), 1)
+	tb.SMTPSenderAuthResults.Add(context.Background(), 1)
 	tb.SMTPSessionsActive.Add(context.Background(), 1)
 	tb.SMTPSessionsOpened.Add(context.Background(), 1)
 	tb.SMTPTLSHandshakes.Add(context.Background(), 1)
@@ -64,6 +68,18 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPRecipientsRejected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthCacheHits(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthDNSQueries(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthDuration(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthResults(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSessionsActive(t, testTel,
