@@ -165,7 +165,7 @@ func fieldNodes(fields []field) []*yaml.Node {
 		}
 		var v *yaml.Node
 		switch {
-		case f.spec.kind == kindTLS:
+		case f.spec.kind == kindTLS || f.spec.kind == kindMap:
 			v = mapping()
 			v.Content = fieldNodes(f.tls)
 		case f.val.isRef():

@@ -23,6 +23,7 @@ const (
 	kindBool
 	kindStringList
 	kindTLS
+	kindMap // a nested block with its own fieldSpec.sub
 )
 
 func (k kind) String() string {
@@ -37,6 +38,8 @@ func (k kind) String() string {
 		return "a list of strings"
 	case kindTLS:
 		return "a mapping (status, cert_name, key_name)"
+	case kindMap:
+		return "a mapping"
 	}
 	return "?"
 }
@@ -49,6 +52,8 @@ type fieldSpec struct {
 	// extension marks a receiver option the product's device does not have;
 	// the converter accepts and passes it through.
 	extension bool
+	// sub are the keys of a kindMap block.
+	sub []fieldSpec
 }
 
 // propertySpecs are the keys of properties: the device schema first, then
@@ -86,6 +91,25 @@ var propertySpecs = []fieldSpec{
 	{name: "max_mime_parts", kind: kindInt, extension: true},
 	{name: "include_attachment_content", kind: kindBool, extension: true},
 	{name: "max_attachment_content_bytes", kind: kindInt, extension: true},
+	{name: "sender_auth", kind: kindMap, extension: true, sub: senderAuthSpecs},
+}
+
+// senderAuthSpecs are the keys of properties.sender_auth.
+var senderAuthSpecs = []fieldSpec{
+	{name: "enabled", kind: kindBool},
+	{name: "checks", kind: kindStringList},
+	{name: "timeout", kind: kindInt},
+	{name: "max_dkim_signatures", kind: kindInt},
+	{name: "dmarc_discovery", kind: kindString},
+	{name: "skip_trusted_networks", kind: kindBool},
+	{name: "skip_authenticated", kind: kindBool},
+	{name: "authserv_id", kind: kindString},
+	{name: "trust_upstream", kind: kindStringList},
+	{name: "dns", kind: kindMap, sub: []fieldSpec{
+		{name: "server", kind: kindString},
+		{name: "timeout", kind: kindInt},
+		{name: "cache_entries", kind: kindInt},
+	}},
 }
 
 // tlsSpecs are the keys of properties.tls.
@@ -121,7 +145,7 @@ func (v value) isRef() bool { return v.ref != "" }
 type field struct {
 	spec fieldSpec
 	val  value
-	tls  []field // for kindTLS
+	tls  []field // for kindTLS and kindMap
 }
 
 // pipelineRef is one entry of a device's pipelines.
@@ -422,13 +446,17 @@ func parseFields(el *errorList, label, path string, n *yaml.Node, specs []fieldS
 		present[k.Value] = true
 		f := field{spec: spec}
 		switch spec.kind {
-		case kindTLS:
+		case kindTLS, kindMap:
 			if v.Kind != yaml.MappingNode {
 				el.add(v, "%s: %s: expected %s, got %s", label, name, spec.kind, describe(v))
 				continue
 			}
 			f.val.line = v.Line
-			f.tls, _ = parseFields(el, label, name, v, tlsSpecs)
+			sub := tlsSpecs
+			if spec.kind == kindMap {
+				sub = spec.sub
+			}
+			f.tls, _ = parseFields(el, label, name, v, sub)
 		case kindStringList:
 			val, ok := checkList(el, label+": "+name, v)
 			if !ok {
