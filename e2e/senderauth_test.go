@@ -201,7 +201,6 @@ sender_auth:
 	}
 }
 
-
 // TestSenderAuthExample runs examples/sender-auth.yaml against the test
 // zone: a spoof of a p=reject domain is dropped by its OTTL filter, a
 // DMARC failure of a p=none domain is kept and marked, signed mail passes
