@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -175,15 +177,16 @@ func (r *smtpReceiver) closeSenderAuth() {
 func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 	t := r.telemetry
 	bg := context.Background()
+	var sets attrSets
 	return &senderauth.Observer{
 		DNSQuery: func(qtype, outcome string) {
-			t.SMTPSenderAuthDNSQueries.Add(bg, 1, attrs("query_type", qtype, "outcome", outcome))
+			t.SMTPSenderAuthDNSQueries.Add(bg, 1, sets.get("query_type", qtype, "outcome", outcome))
 		},
 		CacheHit: func(qtype string) {
-			t.SMTPSenderAuthCacheHits.Add(bg, 1, attrs("query_type", qtype))
+			t.SMTPSenderAuthCacheHits.Add(bg, 1, sets.get("query_type", qtype))
 		},
 		Result: func(method, result string) {
-			t.SMTPSenderAuthResults.Add(bg, 1, attrs("method", method, "result", result))
+			t.SMTPSenderAuthResults.Add(bg, 1, sets.get("method", method, "result", result))
 		},
 		Duration: func(d time.Duration) {
 			t.SMTPSenderAuthDuration.Record(bg, d.Seconds())
@@ -191,13 +194,22 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 	}
 }
 
-// attrs builds a metric attribute set from key, value pairs.
-func attrs(kv ...string) metric.MeasurementOption {
+// attrSets keeps the metric attribute sets built so far: their values come
+// from small fixed vocabularies (record types, RFC 8601 results), and the
+// hot path then allocates nothing for them.
+type attrSets struct{ m sync.Map }
+
+func (a *attrSets) get(kv ...string) metric.MeasurementOption {
+	key := strings.Join(kv, "\x00")
+	if v, ok := a.m.Load(key); ok {
+		return v.(metric.MeasurementOption)
+	}
 	list := make([]attribute.KeyValue, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		list = append(list, attribute.String(kv[i], kv[i+1]))
 	}
-	return metric.WithAttributeSet(attribute.NewSet(list...))
+	v, _ := a.m.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(list...)))
+	return v.(metric.MeasurementOption)
 }
 
 // startSenderAuth begins the check of a message at MAIL, or returns nil
