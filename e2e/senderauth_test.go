@@ -110,6 +110,23 @@ func (z dnsmasqZone) waitReady(t *testing.T, logs *bytes.Buffer) {
 	}
 }
 
+// exampleTestZone is SPF (loopback allowed), an ed25519 DKIM key
+// (selector ed) and DMARC p=reject for example.test, and SPF -all for
+// other.test; it returns the records and the signing key.
+func exampleTestZone(t *testing.T) (map[string][]string, ed25519.PrivateKey) {
+	t.Helper()
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string][]string{
+		"example.test":               {"v=spf1 ip4:127.0.0.0/8 -all"},
+		"_dmarc.example.test":        {"v=DMARC1; p=reject"},
+		"ed._domainkey.example.test": {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)},
+		"other.test":                 {"v=spf1 -all"},
+	}, key
+}
+
 func e2eSign(t *testing.T, msg, selector string, signer crypto.Signer) string {
 	t.Helper()
 	var out bytes.Buffer
@@ -128,10 +145,7 @@ func authMail(from, subject string) string {
 // collector whose sender_auth asks a real dnsmasq on loopback, and checks
 // the results on the exported records.
 func TestSenderAuthDnsmasq(t *testing.T) {
-	edPub, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	records, edKey := exampleTestZone(t)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -140,13 +154,8 @@ func TestSenderAuthDnsmasq(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	zone := startDnsmasq(t, map[string][]string{
-		"example.test":                {"v=spf1 ip4:127.0.0.0/8 -all"},
-		"_dmarc.example.test":         {"v=DMARC1; p=reject"},
-		"ed._domainkey.example.test":  {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(edPub)},
-		"rsa._domainkey.example.test": dnstest.TXTChunks("v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)),
-		"other.test":                  {"v=spf1 -all"},
-	})
+	records["rsa._domainkey.example.test"] = dnstest.TXTChunks("v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der))
+	zone := startDnsmasq(t, records)
 
 	c := startCollector(t, simpleConfig("e2e_auth", fmt.Sprintf(`
 domain: mx.example.org
@@ -206,17 +215,9 @@ sender_auth:
 // DMARC failure of a p=none domain is kept and marked, signed mail passes
 // unmarked.
 func TestSenderAuthExample(t *testing.T) {
-	edPub, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zone := startDnsmasq(t, map[string][]string{
-		"example.test":               {"v=spf1 ip4:127.0.0.0/8 -all"},
-		"_dmarc.example.test":        {"v=DMARC1; p=reject"},
-		"ed._domainkey.example.test": {"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(edPub)},
-		"_dmarc.relaxed.test":        {"v=DMARC1; p=none"},
-		"other.test":                 {"v=spf1 -all"},
-	})
+	records, edKey := exampleTestZone(t)
+	records["_dmarc.relaxed.test"] = []string{"v=DMARC1; p=none"}
+	zone := startDnsmasq(t, records)
 	c := startCollector(t, func(t *testing.T, dir string, port int, out string) []string {
 		override := fmt.Sprintf(`receivers:
   smtp/sender_auth:
