@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/textproto"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -342,7 +343,7 @@ tags: [e2e, curl]
 	const subject = "Hello from curl e2e"
 	const text = "Body sent by curl.\nSecond line."
 	eml := writeEML(t, t.TempDir(), "Bob <bob@example.com>", "ops@example.org", subject, text)
-	curlSend(t, tl, curl, "smtp://"+c.addr(), "bob@example.com", eml)
+	tl.reply(curlSend(t, curl, "smtp://"+c.addr(), "bob@example.com", eml))
 	recs := c.waitExactly(1)
 	tl.exported(len(recs))
 	if len(recs) == 0 {
@@ -492,51 +493,18 @@ func TestSecureSTARTTLS(t *testing.T) {
 	certs := makeCerts(t, t.TempDir())
 	c := startCollector(t, secureConfig("e2e_secure", 105, certs, false), "SMTP_PASSWORD="+authPassword)
 
-	t.Run("swaks_starttls_auth_login", func(t *testing.T) {
-		swaks := need(t, "swaks")
+	for _, client := range tlsClients {
+		t.Run(client.name+"_starttls_auth", func(t *testing.T) {
+			sendThroughTLS(t, c, certs, client, false)
+		})
+	}
+	t.Run("python_checks_device", func(t *testing.T) {
 		tl := counts(t)
-		subject := "secure swaks " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		res := run(t, nil, swaks, "--server", c.addr(), "--timeout", "30",
-			"--tls", "--tls-verify", "--tls-ca-path", certs.CA,
-			"--auth", "LOGIN", "--auth-user", authUser, "--auth-password", authPassword,
-			"--from", "erin@example.com", "--to", "ops@example.org",
-			"--header", "Subject: "+subject, "--body", "via STARTTLS and AUTH LOGIN")
-		code := finalReply(res.Stdout)
+		subject := "secure python device " + strconv.FormatInt(time.Now().UnixNano(), 36)
+		code := sendPythonTLS(t, c, certs, false, subject)
 		tl.reply(code)
-		if res.Code != 0 || code != 250 {
-			t.Fatalf("swaks failed (last reply %d): %s", code, res)
-		}
 		r := c.waitSubject(subject)
 		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
-	})
-
-	t.Run("curl_starttls_auth", func(t *testing.T) {
-		curl := need(t, "curl")
-		tl := counts(t)
-		subject := "secure curl " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		eml := writeEML(t, t.TempDir(), "erin@example.com", "ops@example.org", subject, "via curl --ssl-reqd")
-		curlSend(t, tl, curl, "smtp://"+c.addr(), "erin@example.com", eml,
-			"--ssl-reqd", "--cacert", certs.CA, "--user", authUser+":"+authPassword)
-		r := c.waitSubject(subject)
-		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
-	})
-
-	t.Run("python_starttls_login", func(t *testing.T) {
-		tl := counts(t)
-		subject := "secure python " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		res := python(t, "--port", strconv.Itoa(c.port), "--mode", "starttls", "--cafile", certs.CA,
-			"--user", authUser, "--password", authPassword,
-			"--mail-from", "erin@example.com", "--rcpt", "ops@example.org", "--subject", subject)
-		tl.reply(res.Code)
-		if res.Result != "ok" {
-			t.Fatalf("python starttls/login/sendmail failed: %+v", res)
-		}
-		eq(t, "AUTH reply", res.AuthCode, 235)
-		r := c.waitSubject(subject)
-		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
 		checkDevice(t, r, 105, "e2e_secure", "", []string{"e2e", "secure"})
 	})
 
@@ -657,51 +625,85 @@ func TestImplicitTLS(t *testing.T) {
 	certs := makeCerts(t, t.TempDir())
 	c := startCollector(t, secureConfig("e2e_smtps", 106, certs, true), "SMTP_PASSWORD="+authPassword)
 
-	t.Run("python_smtp_ssl", func(t *testing.T) {
-		tl := counts(t)
-		subject := "smtps python " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		res := python(t, "--port", strconv.Itoa(c.port), "--mode", "ssl", "--cafile", certs.CA,
-			"--user", authUser, "--password", authPassword,
-			"--mail-from", "frank@example.com", "--rcpt", "ops@example.org", "--subject", subject)
-		tl.reply(res.Code)
-		if res.Result != "ok" {
-			t.Fatalf("python SMTP_SSL failed: %+v", res)
-		}
-		r := c.waitSubject(subject)
-		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
-	})
+	for _, client := range tlsClients {
+		t.Run(client.name+"_implicit_tls_auth", func(t *testing.T) {
+			sendThroughTLS(t, c, certs, client, true)
+		})
+	}
+}
 
-	t.Run("curl_smtps", func(t *testing.T) {
-		curl := need(t, "curl")
-		tl := counts(t)
-		subject := "smtps curl " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		eml := writeEML(t, t.TempDir(), "frank@example.com", "ops@example.org", subject, "via smtps://")
-		curlSend(t, tl, curl, "smtps://"+c.addr(), "frank@example.com", eml,
-			"--cacert", certs.CA, "--user", authUser+":"+authPassword)
-		r := c.waitSubject(subject)
-		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
-	})
+// tlsClient sends one authenticated mail over TLS (STARTTLS, or TLS from the
+// first byte when implicit) and returns the reply code of the last command.
+type tlsClient struct {
+	name string
+	send func(t *testing.T, c *collector, certs tlsFiles, implicit bool, subject string) int
+}
 
-	t.Run("swaks_tls_on_connect", func(t *testing.T) {
-		swaks := need(t, "swaks")
-		tl := counts(t)
-		subject := "smtps swaks " + strconv.FormatInt(time.Now().UnixNano(), 36)
-		res := run(t, nil, swaks, "--server", c.addr(), "--timeout", "30",
-			"--tls-on-connect", "--tls-verify", "--tls-ca-path", certs.CA,
-			"--auth", "PLAIN", "--auth-user", authUser, "--auth-password", authPassword,
-			"--from", "frank@example.com", "--to", "ops@example.org",
-			"--header", "Subject: "+subject)
-		code := finalReply(res.Stdout)
-		tl.reply(code)
-		if res.Code != 0 || code != 250 {
-			t.Fatalf("swaks --tls-on-connect failed (last reply %d): %s", code, res)
-		}
-		r := c.waitSubject(subject)
-		tl.exported(1)
-		checkTLSAuth(t, r, authUser)
-	})
+// tlsClients is the matrix of real clients every TLS mode is tried with.
+var tlsClients = []tlsClient{
+	{"swaks", sendSwaksTLS},
+	{"curl", sendCurlTLS},
+	{"python", sendPythonTLS},
+}
+
+// sendThroughTLS sends one mail with client and checks that the record
+// carries the TLS session and the authenticated user.
+func sendThroughTLS(t *testing.T, c *collector, certs tlsFiles, client tlsClient, implicit bool) {
+	t.Helper()
+	tl := counts(t)
+	subject := fmt.Sprintf("%s tls implicit=%t %s", client.name, implicit, strconv.FormatInt(time.Now().UnixNano(), 36))
+	code := client.send(t, c, certs, implicit, subject)
+	tl.reply(code)
+	if code != 250 {
+		t.Fatalf("%s over TLS (implicit=%t): last reply %d, want 250", client.name, implicit, code)
+	}
+	r := c.waitSubject(subject)
+	tl.exported(1)
+	checkTLSAuth(t, r, authUser)
+}
+
+func sendSwaksTLS(t *testing.T, c *collector, certs tlsFiles, implicit bool, subject string) int {
+	swaks := need(t, "swaks")
+	mode, mech := "--tls", "LOGIN"
+	if implicit {
+		mode, mech = "--tls-on-connect", "PLAIN"
+	}
+	res := run(t, nil, swaks, "--server", c.addr(), "--timeout", "30",
+		mode, "--tls-verify", "--tls-ca-path", certs.CA,
+		"--auth", mech, "--auth-user", authUser, "--auth-password", authPassword,
+		"--from", "erin@example.com", "--to", "ops@example.org",
+		"--header", "Subject: "+subject, "--body", "via swaks "+mode+" and AUTH "+mech)
+	code := finalReply(res.Stdout)
+	if res.Code != 0 {
+		t.Logf("swaks: %s", res)
+	}
+	return code
+}
+
+func sendCurlTLS(t *testing.T, c *collector, certs tlsFiles, implicit bool, subject string) int {
+	curl := need(t, "curl")
+	url, extra := "smtp://"+c.addr(), []string{"--ssl-reqd"}
+	if implicit {
+		url, extra = "smtps://"+c.addr(), nil
+	}
+	eml := writeEML(t, t.TempDir(), "erin@example.com", "ops@example.org", subject, "via curl "+url)
+	return curlSend(t, curl, url, "erin@example.com", eml,
+		append(extra, "--cacert", certs.CA, "--user", authUser+":"+authPassword)...)
+}
+
+func sendPythonTLS(t *testing.T, c *collector, certs tlsFiles, implicit bool, subject string) int {
+	mode := "starttls"
+	if implicit {
+		mode = "ssl"
+	}
+	res := python(t, "--port", strconv.Itoa(c.port), "--mode", mode, "--cafile", certs.CA,
+		"--user", authUser, "--password", authPassword,
+		"--mail-from", "erin@example.com", "--rcpt", "ops@example.org", "--subject", subject)
+	if res.Result != "ok" {
+		t.Fatalf("python %s/login/sendmail failed: %+v", mode, res)
+	}
+	eq(t, "AUTH reply", res.AuthCode, 235)
+	return res.Code
 }
 
 // ---------------------------------------------------------------- 7. examples
@@ -712,13 +714,24 @@ func TestExamples(t *testing.T) {
 		t.Fatalf("no examples/*.yaml (%v)", err)
 	}
 	env := []string{"SMTP_PASSWORD=e2e-example-password"}
+	// validate loads the certificate files the TLS examples name, from the
+	// service root: the working directory, as in the examples' comments.
+	serviceRoot := t.TempDir()
+	certs := makeCerts(t, serviceRoot)
+	for from, to := range map[string]string{certs.Cert: "smtp.crt", certs.Key: "smtp.key"} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(serviceRoot, to), string(data))
+	}
 	for _, f := range files {
 		base := filepath.Base(f)
 		if base == "devices.yaml" || base == "exporters-file.yaml" {
 			continue
 		}
 		t.Run("validate/"+base, func(t *testing.T) {
-			cmd := run(t, env, binary, "validate", "--config", f)
+			cmd := runIn(t, serviceRoot, env, binary, "validate", "--config", f)
 			if cmd.Code != 0 {
 				t.Errorf("%s validate --config %s: %s", binary, f, cmd)
 			}
@@ -855,9 +868,10 @@ tags: [e2e, postfix]
 	}
 }
 
-// curlSend delivers eml to ops@example.org with curl and counts the final
-// reply; extra carries TLS and AUTH options.
-func curlSend(t *testing.T, tl *tally, curl, url, from, eml string, extra ...string) {
+// curlSend delivers eml to ops@example.org with curl and returns the final
+// reply code; extra carries TLS and AUTH options. A failed transfer fails
+// the test after the caller has had the code to count.
+func curlSend(t *testing.T, curl, url, from, eml string, extra ...string) int {
 	t.Helper()
 	args := append([]string{"-sS", "-v", "--max-time", "60", "--url", url,
 		"--mail-from", from, "--mail-rcpt", "ops@example.org", "--upload-file", eml}, extra...)
@@ -866,10 +880,10 @@ func curlSend(t *testing.T, tl *tally, curl, url, from, eml string, extra ...str
 	if res.Code != 0 {
 		code = finalReply(res.Stderr)
 	}
-	tl.reply(code)
 	if res.Code != 0 {
-		t.Fatalf("curl %s failed: %s", url, res)
+		t.Errorf("curl %s failed: %s", url, res)
 	}
+	return code
 }
 
 // checkEnvelopeAndText checks the fields every client scenario sets: the

@@ -189,9 +189,16 @@ type cmdResult struct {
 // fails the test itself.
 func run(t *testing.T, env []string, name string, args ...string) cmdResult {
 	t.Helper()
+	return runIn(t, "", env, name, args...)
+}
+
+// runIn is run in the working directory dir ("" for the test's own).
+func runIn(t *testing.T, dir string, env []string, name string, args ...string) cmdResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
 	cmd.Stdin = nil
 	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
@@ -484,6 +491,7 @@ type record struct {
 	Attrs    pcommon.Map
 	Body     pcommon.Map // the body map (empty when the body is not a map)
 	LR       plog.LogRecord
+	Scope    pcommon.InstrumentationScope
 }
 
 // readRecords parses the file exporter's output: one OTLP JSON document per
@@ -522,7 +530,7 @@ func readRecords(path string) ([]record, error) {
 				lrs := sls.At(j).LogRecords()
 				for k := 0; k < lrs.Len(); k++ {
 					lr := lrs.At(k)
-					r := record{Resource: rl.Resource().Attributes(), Attrs: lr.Attributes(), LR: lr}
+					r := record{Resource: rl.Resource().Attributes(), Attrs: lr.Attributes(), LR: lr, Scope: sls.At(j).Scope()}
 					if lr.Body().Type() == pcommon.ValueTypeMap {
 						r.Body = lr.Body().Map()
 					} else {

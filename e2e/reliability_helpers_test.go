@@ -217,6 +217,26 @@ func relCompare(accepted []string, exported map[string]int, total int) relReconc
 	return r
 }
 
+// relVerdict fails the test on any loss and on records exported without a
+// 250 (unexpected says what such a record means in the scenario). Duplicates
+// are the at-least-once price where a crash can cut a reply off (logged), and
+// a failure where nothing can (duplicatesFail).
+func relVerdict(t *testing.T, rc relReconcile, duplicatesFail bool, unexpected string) {
+	t.Helper()
+	if rc.Lost > 0 {
+		t.Errorf("%d messages got 250 but never reached the output: %v", rc.Lost, relFirst(rc.LostIDs))
+	}
+	switch {
+	case rc.Duplicates > 0 && duplicatesFail:
+		t.Errorf("%d duplicate records", rc.Duplicates)
+	case rc.Duplicates > 0:
+		t.Logf("at-least-once: %d duplicate records", rc.Duplicates)
+	}
+	if rc.Unexpected > 0 {
+		t.Errorf("%s: %v", unexpected, relFirst(rc.UnexpectedIDs))
+	}
+}
+
 // relFirst cuts a list of ids for an error message.
 func relFirst(ids []string) []string {
 	if len(ids) > 10 {

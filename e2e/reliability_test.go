@@ -227,15 +227,7 @@ func TestCrashPersistentQueue(t *testing.T) {
 	tl.exported(total)
 	relReport(t, "sent=%d 250=%d 4xx/5xx/none=%d exported=%d duplicates=%d lost=%d unexpected=%d (SIGKILL with the backend down, restart on the same file_storage)",
 		n, len(accepted), len(failed), rc.Exported, rc.Duplicates, rc.Lost, rc.Unexpected)
-	if rc.Lost > 0 {
-		t.Errorf("%d messages got 250 and never reached the sink after the restart: %v", rc.Lost, relFirst(rc.LostIDs))
-	}
-	if rc.Duplicates > 0 {
-		t.Logf("at-least-once: %d duplicate records in the sink", rc.Duplicates)
-	}
-	if rc.Unexpected > 0 {
-		t.Errorf("records in the sink that were never accepted: %v", relFirst(rc.UnexpectedIDs))
-	}
+	relVerdict(t, rc, false, "records in the sink that were never accepted")
 	_ = c2
 }
 
@@ -348,12 +340,7 @@ service:
 	relReport(t, "sent=%d 250=%d 4xx=%d exported=%d duplicates=%d lost=%d unexpected=%d (queue_size %d; down: %d×250 %d×451; drained in %s; up: %d×250; slowest reply %s)",
 		phaseA+phaseC, len(accepted), len(refused), rc.Exported, rc.Duplicates, rc.Lost, rc.Unexpected,
 		queueSize, okA, refusedA, drained.Round(time.Millisecond), okC, slowest.Round(time.Millisecond))
-	if rc.Lost > 0 {
-		t.Errorf("lost after 250: %v", relFirst(rc.LostIDs))
-	}
-	if rc.Unexpected > 0 {
-		t.Errorf("exported although the client got 451 (the sender will retry: a duplicate): %v", relFirst(rc.UnexpectedIDs))
-	}
+	relVerdict(t, rc, false, "exported although the client got 451 (the sender will retry: a duplicate)")
 }
 
 // ---------------------------------------------------------------- 4. shutdown under load
@@ -585,15 +572,7 @@ service:
 	sort.Strings(kinds)
 	relReport(t, "sent=%d 250=%d exported=%d duplicates=%d lost=%d exported-without-250=%d; by client %s; idle 421=%v; exit after %s",
 		len(results), len(accepted), rc.Exported, rc.Duplicates, rc.Lost, rc.Unexpected, strings.Join(kinds, " "), idleCode, took.Round(time.Millisecond))
-	if rc.Lost > 0 {
-		t.Errorf("%d messages got 250 but are not in the output: %v", rc.Lost, relFirst(rc.LostIDs))
-	}
-	if rc.Duplicates > 0 {
-		t.Errorf("%d duplicate records", rc.Duplicates)
-	}
-	if rc.Unexpected > 0 {
-		t.Errorf("exported without a 250 (the pipeline took them, so the contract says 250; the sender will retry → duplicates): %v", relFirst(rc.UnexpectedIDs))
-	}
+	relVerdict(t, rc, true, "exported without a 250 (the pipeline took them, so the contract says 250; the sender will retry → duplicates)")
 }
 
 // ---------------------------------------------------------------- 4b. shutdown with a blocked pipeline
@@ -786,15 +765,9 @@ service:
 	deferred := strings.Count(log, "status=deferred")
 	relReport(t, "sent=%d (smtp-source → Postfix) relayed-250=%d deferred=%d exported=%d duplicates=%d lost=%d unexpected=%d queue-empty=%t; killed at %d exported, all delivered %s after the kill, flush-nudge=%t",
 		n, sent, deferred, rc.Exported, rc.Duplicates, rc.Lost, rc.Unexpected, empty, before, delivered.Round(time.Millisecond), flushed)
-	if rc.Lost > 0 {
-		t.Errorf("%d messages accepted by Postfix never reached the exporter: %v", rc.Lost, relFirst(rc.LostIDs))
-	}
-	if rc.Duplicates > 0 {
-		t.Logf("at-least-once: %d duplicates (a message exported whose 250 did not reach Postfix before the SIGKILL is sent again)", rc.Duplicates)
-	}
-	if rc.Unexpected > 0 {
-		t.Errorf("records with unknown message ids: %v", relFirst(rc.UnexpectedIDs))
-	}
+	// A message exported whose 250 did not reach Postfix before the SIGKILL
+	// is sent again: duplicates are allowed here.
+	relVerdict(t, rc, false, "records with unknown message ids")
 	if !empty {
 		t.Errorf("Postfix queue not empty at the end:\n%s", queue)
 	}

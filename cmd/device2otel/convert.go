@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,9 @@ type options struct {
 	source string
 	// spamScoreThreshold is the X-Spam-Score above which spam_filter drops.
 	spamScoreThreshold float64
+	// telemetry is where the collector serves its own metrics; off when
+	// zero.
+	telemetry telemetryAddress
 }
 
 // Known device pipelines and the processors that stand in for them.
@@ -126,6 +130,7 @@ func convert(devices []*device, opts options) ([]byte, []string, error) {
 	root.Content = append(root.Content, str("exporters"), exporters)
 
 	service := mapping()
+	service.Content = append(service.Content, str("telemetry"), telemetryNode(opts.telemetry))
 	service.Content = append(service.Content, str("pipelines"), pipelines)
 	root.Content = append(root.Content, str("service"), service)
 
@@ -165,13 +170,15 @@ func fieldNodes(fields []field) []*yaml.Node {
 		}
 		var v *yaml.Node
 		switch {
-		case f.spec.kind == kindTLS || f.spec.kind == kindMap:
+		case f.spec.kind == kindMapping:
 			v = mapping()
-			v.Content = fieldNodes(f.tls)
+			v.Content = fieldNodes(f.nested)
 		case f.val.isRef():
 			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: f.val.ref, Style: yaml.DoubleQuotedStyle}
 		case f.spec.kind == kindInt:
 			v = intNode(f.val.i)
+		case f.spec.kind == kindNumber:
+			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(f.val.f, 'g', -1, 64)}
 		case f.spec.kind == kindBool:
 			v = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(f.val.b)}
 		case f.spec.kind == kindStringList:
@@ -184,6 +191,51 @@ func fieldNodes(fields []field) []*yaml.Node {
 	return out
 }
 
+// telemetryNode is service.telemetry. The collector serves its own metrics
+// on 127.0.0.1:8888 unless told otherwise, so two converted configs could
+// not run side by side: the second would fail to bind. Without an address
+// the metrics are off; with one they are served there.
+func telemetryNode(addr telemetryAddress) *yaml.Node {
+	metrics := mapping()
+	if !addr.on() {
+		level := str("level")
+		level.HeadComment = "The collector's own metrics are off, so that several configs can run side by\n" +
+			"side (each would bind 127.0.0.1:8888). device2otel --telemetry-address\n" +
+			"127.0.0.1:8889 serves them at http://127.0.0.1:8889/metrics instead."
+		metrics.Content = append(metrics.Content, level, str("none"))
+	} else {
+		prom := mapping()
+		prom.Content = append(prom.Content,
+			str("host"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: addr.host, Style: yaml.DoubleQuotedStyle},
+			str("port"), intNode(int64(addr.port)))
+		exporter := mapping()
+		exporter.Content = append(exporter.Content, str("prometheus"), prom)
+		pull := mapping()
+		pull.Content = append(pull.Content, str("exporter"), exporter)
+		reader := mapping()
+		reader.Content = append(reader.Content, str("pull"), pull)
+		readers := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{reader}}
+		k := str("readers")
+		k.HeadComment = fmt.Sprintf("The collector's own metrics (the receiver's otelcol_smtp_* among them),\n"+
+			"served at http://%s/metrics.", net.JoinHostPort(addr.host, strconv.Itoa(addr.port)))
+		metrics.Content = append(metrics.Content, k, readers)
+	}
+	telemetry := mapping()
+	telemetry.Content = append(telemetry.Content, str("metrics"), metrics)
+	return telemetry
+}
+
+// processorID names the processor standing in for a device pipeline.
+func processorID(name string) string {
+	switch name {
+	case pipelineSpamFilter:
+		return "filter/" + name
+	case pipelineEmailParser:
+		return "transform/" + name
+	}
+	return "transform/" + componentName(name)
+}
+
 // processorFor returns the processor standing in for a device pipeline.
 func processorFor(name string, opts options) processorDef {
 	switch name {
@@ -193,7 +245,7 @@ func processorFor(name string, opts options) processorDef {
 			str("error_mode"), str("ignore"),
 			str("log_conditions"), ottlList(spamConditions(opts.spamScoreThreshold)))
 		return processorDef{
-			id: "filter/" + name,
+			id: processorID(name),
 			comment: "Device pipeline spam_filter: drops an email that a spam scanner marked as spam\n" +
 				"(X-Spam-Flag: YES, X-Spam-Status: Yes, or X-Spam-Score above " + formatFloat(opts.spamScoreThreshold) + ").",
 			body: body,
@@ -204,9 +256,9 @@ func processorFor(name string, opts options) processorDef {
 			str("error_mode"), str("ignore"),
 			str("log_statements"), ottlList(parserStatements()))
 		return processorDef{
-			id: "transform/" + name,
+			id: processorID(name),
 			comment: "Device pipeline email_parser: the receiver has already parsed the MIME message;\n" +
-				"this lifts the sender domain, mail client, list id, first Received hop and\n" +
+				"this lifts the sender domain, list id, first Received hop and\n" +
 				"Auto-Submitted/Precedence into attributes.",
 			body: body,
 		}
@@ -216,7 +268,7 @@ func processorFor(name string, opts options) processorDef {
 		str("error_mode"), str("ignore"),
 		str("log_statements"), &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle})
 	return processorDef{
-		id: "transform/" + componentName(name),
+		id: processorID(name),
 		comment: fmt.Sprintf("PLACEHOLDER for device pipeline %q, which has no built-in equivalent.\n"+
 			"It passes every record through unchanged. Put OTTL statements under\n"+
 			"log_statements (e.g. - set(log.attributes[\"x\"], \"y\")), or replace it with a\n"+

@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 )
 
 // kind is the type a device field must have.
@@ -19,109 +23,112 @@ type kind int
 
 const (
 	kindInt kind = iota
+	kindNumber
 	kindString
 	kindBool
 	kindStringList
-	kindTLS
-	kindMap // a nested block with its own fieldSpec.sub
+	kindMapping
 )
 
 func (k kind) String() string {
 	switch k {
 	case kindInt:
 		return "a whole number"
+	case kindNumber:
+		return "a number"
 	case kindString:
 		return "a string"
 	case kindBool:
 		return "true or false"
 	case kindStringList:
 		return "a list of strings"
-	case kindTLS:
-		return "a mapping (status, cert_name, key_name)"
-	case kindMap:
+	case kindMapping:
 		return "a mapping"
 	}
 	return "?"
 }
 
-// fieldSpec describes one key of the device's properties (or of its tls
-// block). Fields are written to the collector config in this order.
+// fieldSpec describes one key of the device's properties (or of a block
+// inside them, such as tls). Fields are written to the collector config in
+// this order.
 type fieldSpec struct {
 	name string
 	kind kind
 	// extension marks a receiver option the product's device does not have;
 	// the converter accepts and passes it through.
 	extension bool
-	// sub are the keys of a kindMap block.
-	sub []fieldSpec
+	// nested are the keys of a kindMapping block.
+	nested []fieldSpec
 }
 
-// propertySpecs are the keys of properties: the device schema first, then
-// the receiver's extensions (receiver/smtpreceiver/config.go).
-var propertySpecs = []fieldSpec{
-	{name: "address", kind: kindString},
-	{name: "port", kind: kindInt},
-	{name: "username", kind: kindString},
-	{name: "password", kind: kindString},
-	{name: "timeout", kind: kindInt},
-	{name: "reuse", kind: kindBool},
-	{name: "workers", kind: kindInt},
-	{name: "buffer_size", kind: kindInt},
-	{name: "stats_frequency", kind: kindInt},
-	{name: "tls", kind: kindTLS},
+// The keys of properties are the receiver's own: they are read from its
+// Config (the mapstructure tags, in the struct's order), so the converter
+// knows every field the receiver has and no other. Only which of them the
+// product's device schema has, and which sit at the device's top level,
+// is the converter's knowledge.
+var (
+	// identityFields are receiver fields a device gives beside properties.
+	identityFields = map[string]bool{"id": true, "name": true, "description": true, "tags": true, "status": true}
+	// deviceSchema are the properties of the product's device; every other
+	// receiver field is an extension.
+	deviceSchema = map[string]bool{
+		"address": true, "port": true, "username": true, "password": true, "timeout": true,
+		"reuse": true, "workers": true, "buffer_size": true, "stats_frequency": true,
+		"tls": true, "tls.status": true, "tls.cert_name": true, "tls.key_name": true,
+	}
+	// propertySpecs are the keys of properties.
+	propertySpecs = specsOf(reflect.TypeFor[smtpreceiver.Config](), "")
+)
 
-	{name: "max_message_bytes", kind: kindInt, extension: true},
-	{name: "max_recipients", kind: kindInt, extension: true},
-	{name: "max_line_length", kind: kindInt, extension: true},
-	{name: "data_timeout", kind: kindInt, extension: true},
-	{name: "max_connections", kind: kindInt, extension: true},
-	{name: "max_connections_per_client", kind: kindInt, extension: true},
-	{name: "max_auth_failures", kind: kindInt, extension: true},
-	{name: "trusted_networks", kind: kindStringList, extension: true},
-	{name: "domain", kind: kindString, extension: true},
-	{name: "service_root", kind: kindString, extension: true},
-	{name: "require_tls", kind: kindBool, extension: true},
-	{name: "credentials_file", kind: kindString, extension: true},
-	{name: "socket_receive_buffer", kind: kindInt, extension: true},
-	{name: "body_format", kind: kindString, extension: true},
-	{name: "html_to_text", kind: kindBool, extension: true},
-	{name: "max_body_bytes", kind: kindInt, extension: true},
-	{name: "max_header_bytes", kind: kindInt, extension: true},
-	{name: "max_mime_depth", kind: kindInt, extension: true},
-	{name: "max_mime_parts", kind: kindInt, extension: true},
-	{name: "include_attachment_content", kind: kindBool, extension: true},
-	{name: "max_attachment_content_bytes", kind: kindInt, extension: true},
-	{name: "sender_auth", kind: kindMap, extension: true, sub: senderAuthSpecs},
+// specsOf lists the mapstructure keys of a receiver config struct; prefix is
+// the path of the struct itself ("" or "tls.").
+func specsOf(t reflect.Type, prefix string) []fieldSpec {
+	var specs []fieldSpec
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if key == "" || key == "-" || prefix == "" && identityFields[key] {
+			continue
+		}
+		spec := fieldSpec{name: key, kind: kindOf(prefix+key, f.Type), extension: !deviceSchema[prefix+key]}
+		if spec.kind == kindMapping {
+			spec.nested = specsOf(derefType(f.Type), prefix+key+".")
+		}
+		specs = append(specs, spec)
+	}
+	return specs
 }
 
-// senderAuthSpecs are the keys of properties.sender_auth.
-var senderAuthSpecs = []fieldSpec{
-	{name: "enabled", kind: kindBool},
-	{name: "checks", kind: kindStringList},
-	{name: "timeout", kind: kindInt},
-	{name: "max_dkim_signatures", kind: kindInt},
-	{name: "dmarc_discovery", kind: kindString},
-	{name: "skip_trusted_networks", kind: kindBool},
-	{name: "skip_authenticated", kind: kindBool},
-	{name: "authserv_id", kind: kindString},
-	{name: "trust_upstream", kind: kindStringList},
-	{name: "dns", kind: kindMap, sub: []fieldSpec{
-		{name: "server", kind: kindString},
-		{name: "timeout", kind: kindInt},
-		{name: "cache_entries", kind: kindInt},
-	}},
+// kindOf maps the Go type of a receiver field onto what the device file
+// must give. A field of a new type stops the converter at start, so it
+// cannot be passed through unchecked.
+func kindOf(path string, t reflect.Type) kind {
+	t = derefType(t)
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return kindInt
+	case reflect.Float32, reflect.Float64:
+		return kindNumber
+	case reflect.String:
+		return kindString
+	case reflect.Bool:
+		return kindBool
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.String {
+			return kindStringList
+		}
+	case reflect.Struct:
+		return kindMapping
+	}
+	panic(fmt.Sprintf("device2otel: receiver field %s has type %s, which the converter has no kind for; add one in kindOf", path, t))
 }
 
-// tlsSpecs are the keys of properties.tls.
-var tlsSpecs = []fieldSpec{
-	{name: "status", kind: kindBool},
-	{name: "cert_name", kind: kindString},
-	{name: "key_name", kind: kindString},
-
-	{name: "implicit", kind: kindBool, extension: true},
-	{name: "min_version", kind: kindString, extension: true},
-	{name: "reload_interval", kind: kindInt, extension: true},
-	{name: "client_ca_file", kind: kindString, extension: true},
+func derefType(t reflect.Type) reflect.Type {
+	if t.Kind() == reflect.Pointer {
+		return t.Elem()
+	}
+	return t
 }
 
 // deviceKeys are the top-level keys of a device.
@@ -134,6 +141,7 @@ type value struct {
 	// passed through unchecked and the other fields are zero.
 	ref string
 	i   int64
+	f   float64
 	s   string
 	b   bool
 	l   []string
@@ -143,9 +151,9 @@ func (v value) isRef() bool { return v.ref != "" }
 
 // field is one property of a device, checked against its spec.
 type field struct {
-	spec fieldSpec
-	val  value
-	tls  []field // for kindTLS and kindMap
+	spec   fieldSpec
+	val    value
+	nested []field // for kindMapping
 }
 
 // pipelineRef is one entry of a device's pipelines.
@@ -172,7 +180,10 @@ type device struct {
 
 	// properties in spec order.
 	props     []field
-	propsLine int
+	propsNode *yaml.Node
+	// given holds the paths of the properties given with a value, valid or
+	// not ("port", "tls.status").
+	given map[string]bool
 }
 
 // prop returns the property with the given name.
@@ -307,7 +318,7 @@ func parseDevice(el *errorList, index int, n *yaml.Node) *device {
 			el.add(k, "device #%d: field %s appears twice", index, k.Value)
 			continue
 		}
-		if !contains(deviceKeys, k.Value) {
+		if !slices.Contains(deviceKeys, k.Value) {
 			unknown = append(unknown, k)
 			continue
 		}
@@ -391,43 +402,36 @@ func parseDevice(el *errorList, index int, n *yaml.Node) *device {
 		el.add(v, "%s: properties: expected a mapping (address, port, ...), got %s", label, describe(v))
 		return d
 	}
-	d.propsLine = v.Line
-	var present map[string]bool
-	d.props, present = parseFields(el, label, "properties", v, propertySpecs)
-	port, ok := d.prop("port")
-	if !ok && !present["port"] {
-		el.add(v, "%s: properties.port is required (the TCP port to listen on, e.g. port: 2525)", label)
-	} else if !port.val.isRef() && (port.val.i < 0 || port.val.i > 65535) {
-		el.addAt(port.val.line, "%s: properties.port must be between 1 and 65535, got %d", label, port.val.i)
+	d.propsNode = v
+	d.given = map[string]bool{}
+	d.props = parseFields(el, label, "properties", "", v, propertySpecs, d.given)
+	if port, ok := d.prop("port"); ok && !port.val.isRef() && port.val.i == 0 {
+		el.addAt(port.val.line, "%s: properties.port: 0 would listen on a random free port, which no sender can know; set the port the device listens on, e.g. port: 2525", label)
 	}
-	if tls, ok := d.prop("tls"); ok {
-		var status, hasCert, hasKey bool
-		for _, f := range tls.tls {
-			switch f.spec.name {
-			case "status":
-				status = f.val.b || f.val.isRef()
-			case "cert_name":
-				hasCert = true
-			case "key_name":
-				hasKey = true
-			}
-		}
-		if status && !hasCert {
-			el.addAt(tls.val.line, "%s: properties.tls.cert_name is required when tls.status is true (e.g. cert_name: smtp.crt)", label)
-		}
-		if status && !hasKey {
-			el.addAt(tls.val.line, "%s: properties.tls.key_name is required when tls.status is true (e.g. key_name: smtp.key)", label)
-		}
-	}
+	checkPipelines(el, d)
+	checkReceiverConfig(el, d)
 	return d
 }
 
+// checkPipelines refuses a pipeline listed twice: the collector runs a
+// processor at most once in a pipeline and refuses the config.
+func checkPipelines(el *errorList, d *device) {
+	seen := map[string]pipelineRef{}
+	for _, p := range d.pipelines {
+		id := processorID(p.name)
+		if o, dup := seen[id]; dup {
+			el.addAt(p.line, "%s: pipelines: %q (line %d) and %q both become processor %s, and a collector pipeline runs a processor once; list it once", d.label(), o.name, o.line, p.name, id)
+			continue
+		}
+		seen[id] = p
+	}
+}
+
 // parseFields checks a mapping against specs and returns its fields in spec
-// order.
-// present holds the keys given with a value, valid or not.
-func parseFields(el *errorList, label, path string, n *yaml.Node, specs []fieldSpec) ([]field, map[string]bool) {
+// order. prefix is the path of the mapping below properties ("" or "tls.");
+// given collects the paths of the keys given with a value, valid or not.
+func parseFields(el *errorList, label, path, prefix string, n *yaml.Node, specs []fieldSpec, given map[string]bool) []field {
 	got := map[string]field{}
-	present := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolveAlias(n.Content[i+1])
 		name := path + "." + k.Value
@@ -443,20 +447,16 @@ func parseFields(el *errorList, label, path string, n *yaml.Node, specs []fieldS
 		if isNull(v) {
 			continue // "key:" with no value means unset
 		}
-		present[k.Value] = true
+		given[prefix+k.Value] = true
 		f := field{spec: spec}
 		switch spec.kind {
-		case kindTLS, kindMap:
+		case kindMapping:
 			if v.Kind != yaml.MappingNode {
-				el.add(v, "%s: %s: expected %s, got %s", label, name, spec.kind, describe(v))
+				el.add(v, "%s: %s: expected a mapping (%s), got %s", label, name, schemaNames(spec.nested), describe(v))
 				continue
 			}
 			f.val.line = v.Line
-			sub := tlsSpecs
-			if spec.kind == kindMap {
-				sub = spec.sub
-			}
-			f.tls, _ = parseFields(el, label, name, v, sub)
+			f.nested = parseFields(el, label, name, prefix+k.Value+".", v, spec.nested, given)
 		case kindStringList:
 			val, ok := checkList(el, label+": "+name, v)
 			if !ok {
@@ -478,7 +478,7 @@ func parseFields(el *errorList, label, path string, n *yaml.Node, specs []fieldS
 			out = append(out, f)
 		}
 	}
-	return out, present
+	return out
 }
 
 // refPattern matches a value that is one collector reference, e.g.
@@ -522,6 +522,14 @@ func checkScalar(el *errorList, what string, n *yaml.Node, k kind, allowRef bool
 				el.add(n, "%s: expected %s, got the string %q", what, k, n.Value)
 			}
 			return v, false
+		}
+	case kindNumber:
+		if n.Tag == "!!int" || n.Tag == "!!float" {
+			f, err := strconv.ParseFloat(n.Value, 64)
+			if err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+				v.f = f
+				return v, true
+			}
 		}
 	case kindBool:
 		switch n.Tag {
@@ -675,13 +683,18 @@ func findSpec(specs []fieldSpec, name string) (fieldSpec, bool) {
 }
 
 func specNames(specs []fieldSpec) string {
+	return schemaNames(specs) + " (and the receiver's extensions, see docs/devices.md)"
+}
+
+// schemaNames lists the keys the product's device schema has.
+func schemaNames(specs []fieldSpec) string {
 	var names []string
 	for _, s := range specs {
 		if !s.extension {
 			names = append(names, s.name)
 		}
 	}
-	return strings.Join(names, ", ") + " (and the receiver's extensions, see docs/devices.md)"
+	return strings.Join(names, ", ")
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {
@@ -725,13 +738,4 @@ func describe(n *yaml.Node) string {
 		return "an alias"
 	}
 	return "nothing"
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

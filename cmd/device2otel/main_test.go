@@ -248,6 +248,19 @@ func TestSpamConditionsUseCanonicalHeaderNames(t *testing.T) {
 	}
 }
 
+// TestParserLeavesXMailerToReceiver: the receiver sets email.x_mailer
+// (X-Mailer, else User-Agent) itself, so email_parser has no statement for
+// it, and each header it reads is named once, in canonical form.
+func TestParserLeavesXMailerToReceiver(t *testing.T) {
+	stmts := parserStatements()
+	for _, s := range stmts {
+		assert.NotContains(t, s, `log.attributes["email.x_mailer"]`)
+	}
+	all := strings.Join(stmts, "\n")
+	assert.Equal(t, 1, strings.Count(all, `set(log.attributes["email.list_id"], log.body`), "List-Id read once")
+	assert.NotContains(t, all, `"List-ID"`)
+}
+
 func TestComponentNames(t *testing.T) {
 	code, out, errOut := convertString(t, `- {id: 1, name: "mail server", type: smtp, properties: {port: 2600}}`)
 	require.Equal(t, 0, code, errOut)
@@ -380,7 +393,7 @@ func TestErrors(t *testing.T) {
 		{
 			name:    "missing port",
 			devices: "- id: 3\n  name: a\n  type: smtp\n  properties:\n    address: 127.0.0.1\n",
-			want:    []string{`stdin:5:5: device "a" (id 3): properties.port is required`},
+			want:    []string{`stdin:5: device "a" (id 3): properties.port: is required; set it to the TCP port to listen on`},
 		},
 		{
 			name:    "missing properties",
@@ -395,7 +408,7 @@ func TestErrors(t *testing.T) {
 		{
 			name:    "port out of range",
 			devices: "- id: 3\n  name: a\n  type: smtp\n  properties: {port: 70000}\n",
-			want:    []string{`stdin:4: device "a" (id 3): properties.port must be between 1 and 65535, got 70000`},
+			want:    []string{`stdin:4: device "a" (id 3): properties.port: 70000 is out of range`},
 		},
 		{
 			name:    "id not a number",
@@ -456,8 +469,8 @@ func TestErrors(t *testing.T) {
 			name:    "tls on without cert and key",
 			devices: "- id: 3\n  name: a\n  type: smtp\n  properties:\n    port: 2600\n    tls: {status: true}\n",
 			want: []string{
-				`stdin:6: device "a" (id 3): properties.tls.cert_name is required when tls.status is true`,
-				`stdin:6: device "a" (id 3): properties.tls.key_name is required when tls.status is true`,
+				`stdin:6: device "a" (id 3): properties.tls.cert_name: is required when tls.status is true`,
+				`stdin:6: device "a" (id 3): properties.tls.key_name: is required when tls.status is true`,
 			},
 		},
 		{
@@ -499,12 +512,12 @@ func TestErrors(t *testing.T) {
 			devices: "- name: a\n  type: smtp\n  properties: {}\n- id: 2\n  type: smtp\n  properties: {port: x}\n",
 			want: []string{
 				`stdin:1:3: device "a": id is required`,
-				`stdin:3:15: device "a": properties.port is required`,
+				`stdin:3: device "a": properties.port: is required`,
 				`stdin:4:3: device #2 (id 2): name is required`,
 				`stdin:6:22: device #2 (id 2): properties.port: expected a whole number, got the string "x"`,
 			},
 			// A port of the wrong type is not also reported as missing.
-			notWant: []string{"stdin:6:15"},
+			notWant: []string{"stdin:6: device #2 (id 2): properties.port: is required"},
 		},
 	}
 	for _, tt := range tests {
@@ -525,4 +538,44 @@ func TestErrors(t *testing.T) {
 func TestDuplicatePortsOnDifferentAddressesAllowed(t *testing.T) {
 	code, _, errOut := convertString(t, "- {id: 1, name: a, type: smtp, properties: {port: 2600, address: 127.0.0.1}}\n- {id: 2, name: b, type: smtp, properties: {port: 2600, address: 127.0.0.2}}\n- {id: 3, name: c, type: smtp, status: false, properties: {port: 2600}}\n")
 	assert.Equal(t, 0, code, errOut)
+}
+
+// TestTelemetryAddress: by default the output turns the collector's own
+// metrics off, so that converted configs run side by side (each would bind
+// 127.0.0.1:8888); --telemetry-address serves them where asked.
+func TestTelemetryAddress(t *testing.T) {
+	const devices = "- {id: 1, name: a, type: smtp, properties: {port: 2600}}\n"
+	code, out, errOut := convertString(t, devices)
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, map[string]any{"metrics": map[string]any{"level": "none"}}, dig(decode(t, out), "service", "telemetry"))
+
+	code, out, errOut = convertString(t, devices, "--telemetry-address", "127.0.0.1:8899")
+	require.Equal(t, 0, code, errOut)
+	assert.Equal(t, map[string]any{"metrics": map[string]any{"readers": []any{map[string]any{"pull": map[string]any{
+		"exporter": map[string]any{"prometheus": map[string]any{"host": "127.0.0.1", "port": 8899}}}}}}},
+		dig(decode(t, out), "service", "telemetry"))
+
+	code, out, errOut = convertString(t, devices, "--telemetry-address", "[::1]:8899")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, `host: "::1"`)
+
+	for _, bad := range []string{"8899", ":8899", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:http"} {
+		code, out, errOut = convertString(t, devices, "--telemetry-address", bad)
+		assert.Equal(t, 2, code, bad)
+		assert.Empty(t, out)
+		assert.Contains(t, errOut, "--telemetry-address", bad)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	defer func(v string) { version = v }(version)
+	version = "1.2.3-test"
+	code, out, errOut := convertArgs(t, "", "--version")
+	assert.Equal(t, 0, code, errOut)
+	assert.Equal(t, "device2otel version 1.2.3-test\n", out)
+
+	version = ""
+	code, out, _ = convertArgs(t, "", "--version")
+	assert.Equal(t, 0, code)
+	assert.Regexp(t, `^device2otel version \S+\n$`, out)
 }

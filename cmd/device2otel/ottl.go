@@ -12,14 +12,9 @@ import (
 // writes header names in canonical form (X-SPAM-FLAG and x-spam-flag both
 // become X-Spam-Flag), so one spelling per header is enough here.
 
-// headerSpellings returns the spelling the receiver uses for a header name.
-func headerSpellings(name string) []string {
-	return []string{textproto.CanonicalMIMEHeaderKey(name)}
-}
-
-// header is the OTTL path of the values of one header spelling.
-func header(spelling string) string {
-	return fmt.Sprintf(`log.body["headers"][%s]`, strconv.Quote(spelling))
+// header is the OTTL path of the values of a header.
+func header(name string) string {
+	return fmt.Sprintf(`log.body["headers"][%s]`, strconv.Quote(textproto.CanonicalMIMEHeaderKey(name)))
 }
 
 // isMapGuard keeps the conditions quiet for records whose body is not a map
@@ -29,26 +24,21 @@ const isMapGuard = `IsMap(log.body)`
 // spamConditions are the filter processor's log_conditions for spam_filter:
 // a record is dropped when any condition is true.
 func spamConditions(threshold float64) []string {
-	var out []string
 	// X-Spam-Flag: YES (SpamAssassin, Amavis, most scanners).
-	for _, h := range headerSpellings("X-Spam-Flag") {
-		out = append(out, fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^(?i)[[:space:]]*yes")`,
-			isMapGuard, header(h), header(h)))
-	}
+	flag := header("X-Spam-Flag")
 	// X-Spam-Status: Yes, score=7.1 required=5.0 ... (SpamAssassin).
-	for _, h := range headerSpellings("X-Spam-Status") {
-		out = append(out, fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^(?i)[[:space:]]*yes([[:space:],;]|$)")`,
-			isMapGuard, header(h), header(h)))
-	}
+	status := header("X-Spam-Status")
 	// X-Spam-Score: 7.1 (Amavis, rspamd and others): a number above the
 	// threshold. The number is taken from the start of the value, so "7.1",
 	// " 7.1" and "7.1 (spam)" all count.
+	score := header("X-Spam-Score")
 	const number = `[[:space:]]*(?P<score>[-+]?[0-9]+([.][0-9]+)?)`
-	for _, h := range headerSpellings("X-Spam-Score") {
-		out = append(out, fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^%s") and Double(ExtractPatterns(%s[0], "^%s")["score"]) > %s`,
-			isMapGuard, header(h), header(h), number, header(h), number, formatFloat(threshold)))
+	return []string{
+		fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^(?i)[[:space:]]*yes")`, isMapGuard, flag, flag),
+		fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^(?i)[[:space:]]*yes([[:space:],;]|$)")`, isMapGuard, status, status),
+		fmt.Sprintf(`%s and %s != nil and IsMatch(%s[0], "^%s") and Double(ExtractPatterns(%s[0], "^%s")["score"]) > %s`,
+			isMapGuard, score, score, number, score, number, formatFloat(threshold)),
 	}
-	return out
 }
 
 // formatFloat writes a float as an OTTL float literal (always with a point).
@@ -66,20 +56,11 @@ func formatFloat(f float64) string {
 // these statements lift more of the headers into attributes.
 func parserStatements() []string {
 	var out []string
-	// firstOf sets attr from the first value of the first spelling present.
-	firstOf := func(attr, canonical string, extra ...string) {
-		spellings := headerSpellings(canonical)
-		for _, e := range extra {
-			for _, s := range headerSpellings(e) {
-				if !contains(spellings, s) {
-					spellings = append(spellings, s)
-				}
-			}
-		}
-		for _, h := range spellings {
-			out = append(out, fmt.Sprintf(`set(log.attributes[%q], %s[0]) where log.attributes[%q] == nil and %s and %s != nil`,
-				attr, header(h), attr, isMapGuard, header(h)))
-		}
+	// firstOf sets attr from the first value of a header.
+	firstOf := func(attr, name string) {
+		h := header(name)
+		out = append(out, fmt.Sprintf(`set(log.attributes[%q], %s[0]) where log.attributes[%q] == nil and %s and %s != nil`,
+			attr, h, attr, isMapGuard, h))
 	}
 
 	// Sender domain, from the From header and from the envelope (MAIL FROM).
@@ -94,12 +75,11 @@ func parserStatements() []string {
 		fmt.Sprintf(`set(log.attributes["smtp.mail_from.domain"], ToLowerCase(ExtractPatterns(log.attributes["smtp.mail_from"], %q)["domain"])) where IsString(log.attributes["smtp.mail_from"]) and IsMatch(log.attributes["smtp.mail_from"], %q)`, domain, domain),
 	)
 
-	// Mail client: X-Mailer (the receiver sets email.x_mailer already; this
-	// covers other spellings), else User-Agent.
-	firstOf("email.x_mailer", "X-Mailer", "User-Agent")
+	// The mail client is not set here: the receiver already sets
+	// email.x_mailer from X-Mailer, else User-Agent.
 
 	// Mailing list: List-Id "Name <list.example.org>" -> list.example.org.
-	firstOf("email.list_id", "List-Id", "List-ID")
+	firstOf("email.list_id", "List-Id")
 	out = append(out,
 		`set(log.attributes["email.list_id"], ExtractPatterns(log.attributes["email.list_id"], "<(?P<id>[^>]+)>")["id"]) where IsMatch(log.attributes["email.list_id"], "<[^>]+>")`,
 	)
@@ -110,10 +90,9 @@ func parserStatements() []string {
 	out = append(out,
 		`set(log.attributes["email.received.from"], ExtractPatterns(log.attributes["email.received.first"], "^[[:space:]]*(?i)from[[:space:]]+(?P<host>[^[:space:];()]+)")["host"]) where IsMatch(log.attributes["email.received.first"], "^[[:space:]]*(?i)from[[:space:]]+[^[:space:];()]")`,
 	)
-	for _, h := range headerSpellings("Received") {
-		out = append(out, fmt.Sprintf(`set(log.attributes["email.received.count"], Len(%s)) where log.attributes["email.received.count"] == nil and %s and %s != nil`,
-			header(h), isMapGuard, header(h)))
-	}
+	received := header("Received")
+	out = append(out, fmt.Sprintf(`set(log.attributes["email.received.count"], Len(%s)) where log.attributes["email.received.count"] == nil and %s and %s != nil`,
+		received, isMapGuard, received))
 
 	// Automated mail: Auto-Submitted (RFC 3834) and Precedence.
 	firstOf("email.auto_submitted", "Auto-Submitted")

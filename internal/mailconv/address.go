@@ -1,10 +1,8 @@
 package mailconv
 
 import (
-	"net"
 	"net/mail"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -29,6 +27,9 @@ func parseAddressList(name, raw string, errs *errorList) []addr {
 	if !utf8.ValidString(raw) {
 		raw = latin1(raw)
 		errs.addf("header %s: 8-bit bytes without charset, decoded as ISO-8859-1", name)
+	}
+	if list, ok := simpleAddressList(raw); ok {
+		return list
 	}
 	if list, err := addressParser.ParseList(raw); err == nil {
 		out := make([]addr, 0, len(list))
@@ -60,18 +61,110 @@ var looseAddress = regexp.MustCompile(`<([^<>\s]+@[^<>\s]+)>|([^\s<>,;:"()]+@[^\
 
 func valid(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
-// splitRemoteAddr splits "ip:port" / "[v6]:port". Without a port the whole
-// string is the address and port is -1.
-func splitRemoteAddr(s string) (string, int) {
-	host, portStr, err := net.SplitHostPort(s)
-	if err != nil {
-		return strings.Trim(s, "[]"), -1
+// simpleAddressList parses the address lists nearly all mail carries, as
+// net/mail would but without its allocations: comma-separated
+// "local@domain", "Display Name <local@domain>" and
+// "\"Quoted, Name\" <local@domain>", in printable ASCII, without comments,
+// groups, encoded-words or obsolete forms. Anything else is not ok and left
+// to net/mail. TestSimpleAddressListMatchesNetMail holds the two together.
+func simpleAddressList(raw string) (list []addr, ok bool) {
+	if strings.Contains(raw, "=?") {
+		return nil, false
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil || port < 0 || port > 65535 {
-		return host, -1
+	list = make([]addr, 0, 1+strings.Count(raw, ","))
+	for s := raw; ; {
+		a, rest, ok := simpleMailbox(strings.TrimLeft(s, " "))
+		if !ok {
+			return nil, false
+		}
+		list = append(list, a)
+		rest = strings.TrimLeft(rest, " ")
+		if rest == "" {
+			return list, true
+		}
+		if rest[0] != ',' {
+			return nil, false
+		}
+		s = rest[1:]
 	}
-	return host, port
+}
+
+// simpleMailbox parses one mailbox of simpleAddressList at the start of s.
+func simpleMailbox(s string) (a addr, rest string, ok bool) {
+	if strings.HasPrefix(s, "\"") {
+		end := strings.IndexByte(s[1:], '"') + 1
+		if end == 0 || !isQuotedText(s[1:end]) {
+			return addr{}, "", false
+		}
+		a.name = s[1:end]
+		rest = strings.TrimLeft(s[end+1:], " ")
+	} else {
+		i := 0
+		for i < len(s) && (isAtext(s[i]) || s[i] == '.' || s[i] == ' ') {
+			i++
+		}
+		phrase := s[:i]
+		if i < len(s) && s[i] == '@' && !strings.Contains(phrase, " ") {
+			// A bare addr-spec.
+			j := i + 1
+			for j < len(s) && (isAtext(s[j]) || s[j] == '.') {
+				j++
+			}
+			if !isDotAtom(s[:i]) || !isDotAtom(s[i+1:j]) {
+				return addr{}, "", false
+			}
+			return addr{address: s[:j]}, s[j:], true
+		}
+		a.name = strings.TrimRight(phrase, " ")
+		if strings.Contains(a.name, "  ") {
+			return addr{}, "", false // net/mail joins the words with one space
+		}
+		rest = s[i:]
+	}
+	// angle-addr = "<" local@domain ">"
+	if !strings.HasPrefix(rest, "<") {
+		return addr{}, "", false
+	}
+	end := strings.IndexByte(rest, '>')
+	if end < 0 {
+		return addr{}, "", false
+	}
+	local, domain, found := strings.Cut(rest[1:end], "@")
+	if !found || !isDotAtom(local) || !isDotAtom(domain) {
+		return addr{}, "", false
+	}
+	a.address = rest[1:end]
+	return a, rest[end+1:], true
+}
+
+// isAtext reports whether c is an RFC 5322 atext character (ASCII only).
+func isAtext(c byte) bool {
+	return c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>[]:;@\,".`, rune(c))
+}
+
+// isDotAtom reports whether s is a strict RFC 5322 dot-atom: atoms joined
+// by single dots.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAtext(s[i]) && s[i] != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// isQuotedText reports whether s is the content of a quoted-string without
+// escapes: printable ASCII and spaces, no backslash or quote.
+func isQuotedText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '\\' || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // msgIDs extracts message identifiers without angle brackets. Identifiers

@@ -40,6 +40,7 @@ func (w *walker) attachment(e *entity, r io.Reader) {
 	}
 	bad := func(msg string) { w.msg.errs.addf("attachment %q: %s", snippet([]byte(a.filename)), msg) }
 	dec := transferDecoder(e.header.get("Content-Transfer-Encoding"), r, bad)
+	defer releaseDecoder(dec)
 
 	h := sha256.New()
 	cnt := &countWriter{}

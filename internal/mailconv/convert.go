@@ -10,6 +10,7 @@ package mailconv
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -18,14 +19,14 @@ import (
 
 // Envelope is what the SMTP session knows about a message besides its bytes.
 type Envelope struct {
-	From       string    // MAIL FROM address (may be "" for the null sender <>)
-	To         []string  // RCPT TO addresses, in order
-	RemoteAddr string    // client "ip:port" (IPv6 as "[::1]:1234")
-	Helo       string    // HELO/EHLO name
-	AuthUser   string    // authenticated user, "" if none
-	TLSVersion string    // "1.2" / "1.3", "" without TLS
-	TLSCipher  string    // e.g. "TLS_AES_128_GCM_SHA256", "" without TLS
-	ReceivedAt time.Time // when DATA finished
+	From       string         // MAIL FROM address (may be "" for the null sender <>)
+	To         []string       // RCPT TO addresses, in order
+	Client     netip.AddrPort // client address and port; the zero value when unknown
+	Helo       string         // HELO/EHLO name
+	AuthUser   string         // authenticated user, "" if none
+	TLSVersion string         // "1.2" / "1.3", "" without TLS
+	TLSCipher  string         // e.g. "TLS_AES_128_GCM_SHA256", "" without TLS
+	ReceivedAt time.Time      // when the message transfer (DATA or the first BDAT) began
 	// Enrich, when set, is called once the whole message has been read
 	// (never after a read error), with the record's attributes and body
 	// map before the body is encoded: the caller adds what it learned
@@ -95,7 +96,6 @@ func (o Options) withDefaults() Options {
 type Result struct {
 	Size        int64    // bytes read from r (the whole message as received)
 	ParseErrors []string // what went wrong while parsing; empty when clean
-	Attachments int
 }
 
 // Convert reads r to EOF (always, even after a parse problem or a limit, so
@@ -117,8 +117,10 @@ func Convert(r io.Reader, env Envelope, opts Options, lr plog.LogRecord) (Result
 	if cr.err != nil {
 		env.Enrich = nil
 	}
-	res := Result{Size: cr.n, Attachments: len(msg.attachments)}
-	res.ParseErrors = fillRecord(lr, env, msg, res.Size, opts)
+	// Two steps: decode the header fields into msg, then write the record.
+	msg.decode(opts)
+	res := Result{Size: cr.n, ParseErrors: msg.decoded.parseErrors}
+	writeRecord(lr, env, msg, res.Size, opts)
 
 	if cr.err != nil {
 		return res, fmt.Errorf("mailconv: reading message: %w", cr.err)

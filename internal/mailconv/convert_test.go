@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -63,25 +64,23 @@ func TestParseAddressList(t *testing.T) {
 	}
 }
 
-func TestSplitRemoteAddr(t *testing.T) {
+func TestClientAddr(t *testing.T) {
 	tests := []struct {
-		in   string
-		host string
-		port int
+		in             netip.AddrPort
+		hostPort, host string
+		port           int64
 	}{
-		{"192.0.2.1:25", "192.0.2.1", 25},
-		{"[::1]:1234", "::1", 1234},
-		{"[2001:db8::1]:587", "2001:db8::1", 587},
-		{"192.0.2.1", "192.0.2.1", -1},
-		{"[::1]", "::1", -1},
-		{"host:notaport", "host", -1},
-		{"", "", -1},
+		{netip.MustParseAddrPort("192.0.2.1:25"), "192.0.2.1:25", "192.0.2.1", 25},
+		{netip.MustParseAddrPort("[::1]:1234"), "[::1]:1234", "::1", 1234},
+		{netip.MustParseAddrPort("[2001:db8::1]:587"), "[2001:db8::1]:587", "2001:db8::1", 587},
+		{netip.MustParseAddrPort("[::ffff:192.0.2.1]:25"), "192.0.2.1:25", "192.0.2.1", 25}, // dual-stack listener
+		{netip.MustParseAddrPort("[fe80::1%eth0]:25"), "[fe80::1%eth0]:25", "fe80::1%eth0", 25},
 	}
 	for _, tt := range tests {
-		host, port := splitRemoteAddr(tt.in)
-		assert.Equal(t, tt.host, host, tt.in)
-		assert.Equal(t, tt.port, port, tt.in)
+		got := clientAddrOf(tt.in)
+		assert.Equal(t, clientAddr{ok: true, hostPort: tt.hostPort, host: tt.host, port: tt.port}, got, tt.in)
 	}
+	assert.Equal(t, clientAddr{}, clientAddrOf(netip.AddrPort{}), "unknown client")
 }
 
 func TestCharsetFallbacks(t *testing.T) {
@@ -169,11 +168,13 @@ func TestLimits(t *testing.T) {
 		wantErr string
 		check   func(t *testing.T, lr plog.LogRecord, res Result)
 	}{
-		{"parts", many, Options{MaxParts: 7}, "more than 7 MIME parts", func(t *testing.T, _ plog.LogRecord, res Result) {
-			assert.Equal(t, 7, res.Attachments)
+		{"parts", many, Options{MaxParts: 7}, "more than 7 MIME parts", func(t *testing.T, lr plog.LogRecord, _ Result) {
+			count, _ := lr.Attributes().Get("email.attachments.count")
+			assert.Equal(t, int64(7), count.Int())
 		}},
 		{"depth", deep, Options{MaxDepth: 10}, "MIME nesting deeper than 10", nil},
-		{"depth default handles 30 levels", deep, Options{MaxDepth: 40}, "", func(t *testing.T, lr plog.LogRecord, _ Result) {
+		{"depth default is 20", deep, Options{}, "MIME nesting deeper than 20", nil},
+		{"depth 40 handles 30 levels", deep, Options{MaxDepth: 40}, "", func(t *testing.T, lr plog.LogRecord, _ Result) {
 			assert.Equal(t, "deep", bodyStr(lr, "body"))
 		}},
 		{"header", bigHeader, Options{MaxHeaderBytes: 1000}, "header exceeds 1000 bytes", func(t *testing.T, lr plog.LogRecord, _ Result) {
@@ -335,7 +336,7 @@ func TestJSONBodyHasSameKeys(t *testing.T) {
 }
 
 func TestEnvelopeAttributes(t *testing.T) {
-	env := Envelope{From: "", To: []string{"a@x"}, RemoteAddr: "[::1]:2525", Helo: "h", AuthUser: "bob"}
+	env := Envelope{From: "", To: []string{"a@x"}, Client: netip.MustParseAddrPort("[::1]:2525"), Helo: "h", AuthUser: "bob"}
 	lr := plog.NewLogRecord()
 	_, err := Convert(strings.NewReader("Subject: s\r\n\r\nb"), env, Options{}, lr)
 	require.NoError(t, err)
@@ -350,10 +351,15 @@ func TestEnvelopeAttributes(t *testing.T) {
 	assert.Equal(t, lr.ObservedTimestamp(), lr.Timestamp(), "no Date header: Timestamp is ReceivedAt")
 }
 
+// Convert turns a panic into an "internal error" parse error (mime.go), so
+// not panicking is not enough: that mark must not appear either.
 func TestNeverPanicsOnNilishInput(t *testing.T) {
 	for _, raw := range []string{"", "\r\n", "\n\n", ":", "Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n", "Content-Type: message/rfc822\r\n\r\n"} {
-		_, err := Convert(bytes.NewReader([]byte(raw)), Envelope{}, Options{}, plog.NewLogRecord())
+		res, err := Convert(bytes.NewReader([]byte(raw)), Envelope{}, Options{}, plog.NewLogRecord())
 		require.NoError(t, err)
+		for _, pe := range res.ParseErrors {
+			assert.NotContains(t, pe, "internal error", "%q", raw)
+		}
 	}
 }
 

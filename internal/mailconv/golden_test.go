@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ const fixtureDir = "../../testdata/mail"
 var goldenEnv = Envelope{
 	From:       "sender@example.org",
 	To:         []string{"alerts@example.com", "ops@example.com"},
-	RemoteAddr: "192.0.2.10:53211",
+	Client:     netip.MustParseAddrPort("192.0.2.10:53211"),
 	Helo:       "mail.example.org",
 	TLSVersion: "1.3",
 	TLSCipher:  "TLS_AES_128_GCM_SHA256",
@@ -94,7 +95,6 @@ func goldenJSON(t testing.TB, lr plog.LogRecord, res Result) []byte {
 		"result": map[string]any{
 			"size":         res.Size,
 			"parse_errors": res.ParseErrors,
-			"attachments":  res.Attachments,
 		},
 	}
 	var buf bytes.Buffer

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
@@ -23,21 +24,20 @@ type field struct {
 type header []field
 
 func (h header) get(name string) string {
-	for _, f := range h {
-		if strings.EqualFold(f.name, name) {
-			return f.value
-		}
+	if i := h.index(name); i >= 0 {
+		return h[i].value
 	}
 	return ""
 }
 
-func (h header) has(name string) bool {
-	for _, f := range h {
+// index returns the position of the first field called name, or -1.
+func (h header) index(name string) int {
+	for i, f := range h {
 		if strings.EqualFold(f.name, name) {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 // size approximates the on-the-wire size of the header block.
@@ -56,32 +56,16 @@ func (h header) size() int {
 // works like CRLF, and fields beyond maxBytes are consumed but dropped so a
 // hostile header cannot grow memory without bound.
 func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) header {
-	var (
-		h        header
-		cur      []byte // value of the field being unfolded
-		name     string // its name; "" when no field is open
-		total    int
-		overflow bool
-		sawNUL   bool
-	)
-	flush := func() {
-		if name == "" {
-			return
-		}
-		if bytes.IndexByte(cur, 0) >= 0 {
-			sawNUL = true
-			cur = bytes.ReplaceAll(cur, []byte{0}, nil)
-		}
-		h = append(h, field{name: name, value: string(bytes.Trim(cur, " \t"))})
-		name, cur = "", cur[:0]
-	}
+	hb := headerBuilderPool.Get().(*headerBuilder)
+	defer hb.release()
+	total, overflow := 0, false
 	for first := true; ; first = false {
 		kind, nameLen := peekLineKind(br)
 		if kind == lineText {
 			noteHeaderEnd(br, errs, where, first)
 			break
 		}
-		line, n, err := readLine(br, maxBytes+1)
+		line, n, err := readLine(br, maxBytes+1, &hb.scratch)
 		total += n
 		if kind == lineBlank || n == 0 {
 			break // the blank line separating header and body, or EOF
@@ -89,10 +73,10 @@ func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) h
 		if total > maxBytes {
 			if !overflow {
 				overflow = true
-				flush() // the field before the overflowing line is complete
+				hb.finish() // the field before the overflowing line is complete
 				errs.addf("%s: header exceeds %d bytes; remaining fields ignored", where, maxBytes)
 			}
-			name = ""
+			hb.open = false
 			if err != nil {
 				break
 			}
@@ -100,33 +84,122 @@ func readHeader(br *bufio.Reader, maxBytes int, errs *errorList, where string) h
 		}
 		switch kind {
 		case lineField:
-			flush()
-			name = string(bytes.TrimRight(line[:nameLen], " \t"))
-			cur = append(cur[:0], line[nameLen+1:]...)
+			hb.start(bytes.TrimRight(line[:nameLen], " \t"), line[nameLen+1:])
 		case lineContinuation:
-			if name == "" {
+			if !hb.open {
 				errs.addf("%s: continuation line without a field: %q", where, snippet(line))
 			} else {
-				// Unfold to a single space like most MUAs display it.
-				cur = append(cur, ' ')
-				cur = append(cur, bytes.TrimLeft(line, " \t")...)
+				hb.fold(line)
 			}
 		case lineNoName:
-			flush()
+			hb.finish()
 			errs.addf("%s: header line without a field name: %q", where, snippet(line))
 		case lineMbox:
-			flush()
+			hb.finish()
 			errs.addf("%s: mbox \"From \" line ignored: %q", where, snippet(line))
 		}
 		if err != nil {
 			break
 		}
 	}
-	flush()
-	if sawNUL {
+	hb.finish()
+	if hb.sawNUL {
 		errs.addf("%s: NUL bytes removed from header", where)
 	}
+	return hb.header()
+}
+
+// headerBuilder collects the fields of one header block back to back in one
+// byte arena, so that a block costs two allocations rather than two per
+// field. Builders are pooled.
+type headerBuilder struct {
+	arena   []byte
+	spans   []fieldSpan
+	scratch []byte // holds lines longer than the read buffer
+	open    bool   // a field is being unfolded: the arena ends with its value
+	name    int    // arena offset of the open field's name
+	value   int    // arena offset of its value
+	sawNUL  bool
+}
+
+// fieldSpan locates one finished field in the arena.
+type fieldSpan struct{ name, nameEnd, value, valueEnd int }
+
+var headerBuilderPool = sync.Pool{New: func() any { return new(headerBuilder) }}
+
+// release returns hb to the pool; buffers a hostile header grew are left to
+// the garbage collector instead of being kept.
+func (hb *headerBuilder) release() {
+	const keep = 64 << 10
+	if cap(hb.arena) > keep {
+		hb.arena = nil
+	}
+	if cap(hb.spans) > keep/16 {
+		hb.spans = nil
+	}
+	if cap(hb.scratch) > keep {
+		hb.scratch = nil
+	}
+	*hb = headerBuilder{arena: hb.arena[:0], spans: hb.spans[:0], scratch: hb.scratch[:0]}
+	headerBuilderPool.Put(hb)
+}
+
+// start opens a field; the one before it is complete.
+func (hb *headerBuilder) start(name, value []byte) {
+	hb.finish()
+	hb.open = true
+	hb.name = len(hb.arena)
+	hb.arena = append(hb.arena, name...)
+	hb.value = len(hb.arena)
+	hb.arena = append(hb.arena, value...)
+}
+
+// fold appends a continuation line, unfolded to a single space the way most
+// MUAs display it.
+func (hb *headerBuilder) fold(line []byte) {
+	hb.arena = append(hb.arena, ' ')
+	hb.arena = append(hb.arena, bytes.TrimLeft(line, " \t")...)
+}
+
+// finish closes the open field: NUL bytes are removed and the value trimmed.
+func (hb *headerBuilder) finish() {
+	if !hb.open {
+		return
+	}
+	hb.open = false
+	v := hb.arena[hb.value:]
+	if bytes.IndexByte(v, 0) >= 0 {
+		hb.sawNUL = true
+		v = removeNUL(v)
+		hb.arena = hb.arena[:hb.value+len(v)]
+	}
+	start := hb.value + len(v) - len(bytes.TrimLeft(v, " \t"))
+	end := max(start, hb.value+len(bytes.TrimRight(v, " \t")))
+	hb.spans = append(hb.spans, fieldSpan{hb.name, hb.value, start, end})
+}
+
+// header returns the fields as strings sharing one allocation.
+func (hb *headerBuilder) header() header {
+	if len(hb.spans) == 0 {
+		return nil
+	}
+	s := string(hb.arena)
+	h := make(header, len(hb.spans))
+	for i, sp := range hb.spans {
+		h[i] = field{name: s[sp.name:sp.nameEnd], value: s[sp.value:sp.valueEnd]}
+	}
 	return h
+}
+
+// removeNUL drops NUL bytes from b in place.
+func removeNUL(b []byte) []byte {
+	out := b[:0]
+	for _, c := range b {
+		if c != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // noteHeaderEnd reports a header block that ended at a line of text rather
@@ -218,23 +291,24 @@ func classifyLine(b []byte, complete bool) (kind lineKind, nameLen int, decided 
 
 // readLine returns the next line without its line ending, keeping at most
 // keep bytes of it (the rest is consumed and dropped). n is the number of
-// bytes consumed including the line ending.
-func readLine(br *bufio.Reader, keep int) (line []byte, n int, err error) {
-	for {
-		chunk, e := br.ReadSlice('\n')
-		n += len(chunk)
-		if room := keep - len(line); room > 0 {
-			if len(chunk) > room {
-				line = append(line, chunk[:room]...)
-			} else {
-				line = append(line, chunk...)
+// bytes consumed including the line ending. The line is only valid until the
+// next read from br: it is br's own buffer, or *scratch for a line longer
+// than that buffer.
+func readLine(br *bufio.Reader, keep int, scratch *[]byte) (line []byte, n int, err error) {
+	chunk, err := br.ReadSlice('\n')
+	n = len(chunk)
+	if err != bufio.ErrBufferFull {
+		line = chunk[:min(len(chunk), keep)]
+	} else {
+		line = append((*scratch)[:0], chunk[:min(len(chunk), keep)]...)
+		for err == bufio.ErrBufferFull {
+			chunk, err = br.ReadSlice('\n')
+			n += len(chunk)
+			if room := keep - len(line); room > 0 {
+				line = append(line, chunk[:min(len(chunk), room)]...)
 			}
 		}
-		if e == bufio.ErrBufferFull {
-			continue
-		}
-		err = e
-		break
+		*scratch = line[:0]
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))

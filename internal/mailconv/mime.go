@@ -12,8 +12,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// message is everything parseMessage recovered; record.go turns it into
-// pdata.
+// message is everything parseMessage recovered; decode.go decodes its
+// header fields and record.go turns it into pdata.
 type message struct {
 	header      header
 	contentType string // top-level media type
@@ -21,6 +21,7 @@ type message struct {
 	html        textBody
 	attachments []attachment
 	errs        errorList
+	decoded     decoded
 }
 
 // textBody accumulates decoded text up to the body cap. Parts are decoded
@@ -94,7 +95,8 @@ func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
 // describe parses Content-Type and Content-Disposition. A missing or broken
 // Content-Type means text/plain (RFC 2045 section 5.2).
 func (w *walker) describe(h header) *entity {
-	e := &entity{header: h, mediaType: "text/plain", params: map[string]string{}}
+	// Without Content-Type, params stays nil: it is only ever read.
+	e := &entity{header: h, mediaType: "text/plain"}
 	if ct := h.get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		switch {
@@ -111,9 +113,6 @@ func (w *walker) describe(h header) *entity {
 			if mt := looseMediaType(ct); mt != "" {
 				e.mediaType, e.params = mt, fallbackParams(ct)
 			}
-		}
-		if e.params == nil {
-			e.params = map[string]string{}
 		}
 	}
 	if cd := h.get("Content-Disposition"); cd != "" {

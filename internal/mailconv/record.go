@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"net/textproto"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -12,131 +12,136 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
-// fillRecord writes the body map (or its JSON), the attributes and the
-// timestamps. See README.md for the layout.
-// It returns the final list of parse errors, which includes problems found
-// while decoding header fields here.
-func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts Options) []string {
-	h := msg.header
-	errs := &msg.errs // decoding problems found here are reported too
-
-	subject := decodeHeaderValue("Subject", h.get("Subject"), errs)
-	from := parseAddressList("From", h.get("From"), errs)
-	to := parseAddressList("To", h.get("To"), errs)
-	cc := parseAddressList("Cc", h.get("Cc"), errs)
-	replyTo := parseAddressList("Reply-To", h.get("Reply-To"), errs)
-
-	var date time.Time
-	if raw := h.get("Date"); raw != "" {
-		if d, err := parseDate(raw); err == nil {
-			date = d
-		} else {
-			errs.addf("header Date: unparsable %q", snippet([]byte(raw)))
-		}
+// writeRecord writes the decoded message (decode.go), the envelope and the
+// timestamps into lr: the second step of the conversion, which decodes
+// nothing. See README.md for the layout.
+func writeRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts Options) {
+	w := recordWriter{
+		env:        env,
+		msg:        msg,
+		d:          &msg.decoded,
+		size:       size,
+		client:     clientAddrOf(env.Client),
+		receivedAt: env.ReceivedAt.Format(time.RFC3339Nano),
 	}
-
-	text, html := string(msg.text.buf), string(msg.html.buf)
-	if !msg.text.present && msg.html.present {
-		text = html
-		if opts.HTMLToText {
-			text = htmlToText(html)
-		}
-	}
-	truncated := msg.text.truncated || msg.html.truncated
-	// The mail client: X-Mailer, or User-Agent, which Thunderbird and
-	// others send instead.
-	xMailer := ""
-	for _, name := range []string{"X-Mailer", "User-Agent"} {
-		if h.has(name) {
-			xMailer = decodeHeaderValue(name, h.get(name), errs)
-			break
-		}
-	}
-	headers := pcommon.NewMap()
-	putHeaders(headers, h, errs)
-
-	// Collected last so header decoding problems above are included.
-	parseErrors := errs.list()
-
-	body := pcommon.NewMap()
-	body.PutStr("from", valid(env.From))
-	putStrings(body, "to", env.To)
-	body.PutStr("subject", subject)
-	body.PutStr("body", text)
-	if msg.html.present {
-		body.PutStr("html", html)
-	}
-	headers.MoveTo(body.PutEmptyMap("headers"))
-	body.PutStr("remoteAddr", valid(env.RemoteAddr))
-	putAddrs(body, "header_from", from)
-	putAddrs(body, "header_to", to)
-	putAddrs(body, "cc", cc)
-	putAddrs(body, "reply_to", replyTo)
-	messageID := firstID(h.get("Message-ID"))
-	if messageID != "" {
-		body.PutStr("message_id", messageID)
-	}
-	if !date.IsZero() {
-		body.PutStr("date", date.Format(time.RFC3339))
-	}
-	if id := firstID(h.get("In-Reply-To")); id != "" {
-		body.PutStr("in_reply_to", id)
-	}
-	if refs := msgIDs(h.get("References")); len(refs) > 0 {
-		putStrings(body, "references", refs)
-	}
-	if len(msg.attachments) > 0 {
-		putAttachments(body.PutEmptySlice("attachments"), msg.attachments)
-	}
-	putClient(body.PutEmptyMap("client"), env)
-	body.PutStr("received_at", env.ReceivedAt.Format(time.RFC3339Nano))
-	body.PutInt("size", size)
-	if len(parseErrors) > 0 {
-		putStrings(body, "parse_errors", parseErrors)
-	}
-
-	if env.Enrich != nil {
-		env.Enrich(lr.Attributes(), body)
+	if !w.d.date.IsZero() {
+		w.date = w.d.date.Format(time.RFC3339)
 	}
 	if opts.BodyFormat == BodyFormatJSON {
+		body := pcommon.NewMap()
+		w.body(body)
+		w.enrich(lr, body)
 		lr.Body().SetStr(mapJSON(body))
 	} else {
-		body.MoveTo(lr.Body().SetEmptyMap())
+		body := lr.Body().SetEmptyMap()
+		w.body(body)
+		w.enrich(lr, body)
 	}
+	w.attributes(lr.Attributes())
 
-	attrs := lr.Attributes()
-	host, port := splitRemoteAddr(env.RemoteAddr)
-	if host != "" {
-		attrs.PutStr("client.address", valid(host))
+	ts := env.ReceivedAt
+	if !w.d.date.IsZero() {
+		ts = w.d.date
 	}
-	if port >= 0 {
-		attrs.PutInt("client.port", int64(port))
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(env.ReceivedAt))
+}
+
+// enrich runs the caller's Envelope.Enrich before the body is encoded.
+func (w *recordWriter) enrich(lr plog.LogRecord, body pcommon.Map) {
+	if w.env.Enrich != nil {
+		w.env.Enrich(lr.Attributes(), body)
+	}
+}
+
+// recordWriter holds what the body and the attributes share, formatted once.
+type recordWriter struct {
+	env        Envelope
+	msg        *message
+	d          *decoded
+	size       int64
+	client     clientAddr
+	receivedAt string // env.ReceivedAt, RFC 3339 with nanoseconds
+	date       string // the Date header, RFC 3339; "" when absent or invalid
+}
+
+// Upper bounds of the keys written, so maps are allocated once.
+const (
+	bodyKeys      = 20
+	attributeKeys = 24
+)
+
+func (w *recordWriter) body(m pcommon.Map) {
+	d := w.d
+	m.EnsureCapacity(bodyKeys)
+	m.PutStr("from", valid(w.env.From))
+	putStrings(m, "to", w.env.To)
+	m.PutStr("subject", d.subject)
+	m.PutStr("body", d.text)
+	if w.msg.html.present {
+		m.PutStr("html", d.html)
+	}
+	putHeaders(m.PutEmptyMap("headers"), d.headers)
+	m.PutStr("remoteAddr", w.client.hostPort)
+	putAddrs(m, "header_from", d.from)
+	putAddrs(m, "header_to", d.to)
+	putAddrs(m, "cc", d.cc)
+	putAddrs(m, "reply_to", d.replyTo)
+	if d.messageID != "" {
+		m.PutStr("message_id", d.messageID)
+	}
+	if w.date != "" {
+		m.PutStr("date", w.date)
+	}
+	if d.inReplyTo != "" {
+		m.PutStr("in_reply_to", d.inReplyTo)
+	}
+	if len(d.references) > 0 {
+		putStrings(m, "references", d.references)
+	}
+	if len(w.msg.attachments) > 0 {
+		putAttachments(m.PutEmptySlice("attachments"), w.msg.attachments)
+	}
+	w.putClient(m.PutEmptyMap("client"))
+	m.PutStr("received_at", w.receivedAt)
+	m.PutInt("size", w.size)
+	if len(d.parseErrors) > 0 {
+		putStrings(m, "parse_errors", d.parseErrors)
+	}
+}
+
+func (w *recordWriter) attributes(attrs pcommon.Map) {
+	d, env := w.d, w.env
+	attrs.EnsureCapacity(attributeKeys)
+	if w.client.ok {
+		attrs.PutStr("client.address", w.client.host)
+		attrs.PutInt("client.port", w.client.port)
 	}
 	attrs.PutStr("smtp.helo", valid(env.Helo))
 	attrs.PutStr("smtp.mail_from", valid(env.From))
 	putStrings(attrs, "smtp.rcpt_to", env.To)
-	attrs.PutStr("email.subject", subject)
-	if messageID != "" {
-		attrs.PutStr("email.message_id", messageID)
+	attrs.PutStr("email.subject", d.subject)
+	if d.messageID != "" {
+		attrs.PutStr("email.message_id", d.messageID)
 	}
-	putStrings(attrs, "email.from.address", addresses(from))
-	putStrings(attrs, "email.to.address", addresses(to))
-	if len(cc) > 0 {
-		putStrings(attrs, "email.cc.address", addresses(cc))
+	putAddresses(attrs, "email.from.address", d.from)
+	putAddresses(attrs, "email.to.address", d.to)
+	if len(d.cc) > 0 {
+		putAddresses(attrs, "email.cc.address", d.cc)
 	}
-	if len(replyTo) > 0 {
-		putStrings(attrs, "email.reply_to.address", addresses(replyTo))
+	if len(d.replyTo) > 0 {
+		putAddresses(attrs, "email.reply_to.address", d.replyTo)
 	}
-	attrs.PutStr("email.content_type", valid(msg.contentType))
-	if xMailer != "" {
-		attrs.PutStr("email.x_mailer", xMailer)
+	attrs.PutStr("email.content_type", valid(w.msg.contentType))
+	if d.xMailer != "" {
+		attrs.PutStr("email.x_mailer", d.xMailer)
 	}
-	if !date.IsZero() {
-		attrs.PutStr("email.origination_timestamp", date.Format(time.RFC3339))
+	if w.date != "" {
+		attrs.PutStr("email.origination_timestamp", w.date)
 	}
-	attrs.PutStr("email.delivery_timestamp", env.ReceivedAt.Format(time.RFC3339Nano))
-	attrs.PutInt("email.attachments.count", int64(len(msg.attachments)))
-	attrs.PutInt("smtp.message.size", size)
+	attrs.PutStr("email.delivery_timestamp", w.receivedAt)
+	attrs.PutInt("email.attachments.count", int64(len(w.msg.attachments)))
+	attrs.PutInt("smtp.message.size", w.size)
 	if env.TLSVersion != "" {
 		attrs.PutStr("tls.protocol.version", valid(env.TLSVersion))
 	}
@@ -146,43 +151,72 @@ func fillRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts 
 	if env.AuthUser != "" {
 		attrs.PutStr("user.name", valid(env.AuthUser))
 	}
-	if len(parseErrors) > 0 {
-		attrs.PutStr("email.parse_error", strings.Join(parseErrors, "; "))
+	if len(d.parseErrors) > 0 {
+		attrs.PutStr("email.parse_error", strings.Join(d.parseErrors, "; "))
 	}
-	if truncated {
+	if d.truncated {
 		attrs.PutBool("email.body.truncated", true)
 	}
-
-	ts := env.ReceivedAt
-	if !date.IsZero() {
-		ts = date
-	}
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
-	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(env.ReceivedAt))
-	return parseErrors
 }
 
-func firstID(raw string) string {
-	if ids := msgIDs(raw); len(ids) > 0 {
-		return ids[0]
+func (w *recordWriter) putClient(m pcommon.Map) {
+	env := w.env
+	m.EnsureCapacity(6)
+	if w.client.ok {
+		m.PutStr("address", w.client.host)
+		m.PutInt("port", w.client.port)
 	}
-	return ""
+	putNonEmpty(m, "helo", env.Helo)
+	putNonEmpty(m, "tls_version", env.TLSVersion)
+	putNonEmpty(m, "tls_cipher", env.TLSCipher)
+	putNonEmpty(m, "auth_user", env.AuthUser)
+}
+
+// clientAddr is the client's address as the record shows it.
+type clientAddr struct {
+	ok       bool
+	hostPort string // "192.0.2.1:25", "[2001:db8::1]:25"; "" when unknown
+	host     string // the address alone, without brackets
+	port     int64
+}
+
+func clientAddrOf(ap netip.AddrPort) clientAddr {
+	if !ap.IsValid() {
+		return clientAddr{}
+	}
+	// A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d.
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	hostPort := ap.String()
+	host := strings.Trim(hostPort[:strings.LastIndexByte(hostPort, ':')], "[]")
+	return clientAddr{ok: true, hostPort: hostPort, host: host, port: int64(ap.Port())}
 }
 
 // putHeaders groups top-level fields under their canonical name
 // (X-SPAM-FLAG and x-spam-flag become X-Spam-Flag), so that a processor
-// looks a header up under one spelling; values are decoded and kept in order
-// of appearance.
-func putHeaders(m pcommon.Map, h header, errs *errorList) {
-	slots := map[string]pcommon.Slice{}
+// looks a header up under one spelling; values are kept in order of
+// appearance.
+func putHeaders(m pcommon.Map, h header) {
+	m.EnsureCapacity(len(h))
+	// The map's own lookup is a linear scan: fine for ordinary headers,
+	// quadratic for a hostile one with thousands of fields.
+	var slots map[string]pcommon.Slice
+	if len(h) > 32 {
+		slots = make(map[string]pcommon.Slice, len(h))
+	}
 	for _, f := range h {
-		key := valid(textproto.CanonicalMIMEHeaderKey(f.name))
-		s, ok := slots[key]
-		if !ok {
-			s = m.PutEmptySlice(key)
-			slots[key] = s
+		var s pcommon.Slice
+		if slots != nil {
+			var ok bool
+			if s, ok = slots[f.name]; !ok {
+				s = m.PutEmptySlice(f.name)
+				slots[f.name] = s
+			}
+		} else if v, ok := m.Get(f.name); ok {
+			s = v.Slice()
+		} else {
+			s = m.PutEmptySlice(f.name)
 		}
-		s.AppendEmpty().SetStr(decodeHeaderValue(f.name, f.value, errs))
+		s.AppendEmpty().SetStr(f.value)
 	}
 }
 
@@ -199,22 +233,26 @@ func putAddrs(m pcommon.Map, key string, list []addr) {
 		return
 	}
 	s := m.PutEmptySlice(key)
+	s.EnsureCapacity(len(list))
 	for _, a := range list {
 		am := s.AppendEmpty().SetEmptyMap()
+		am.EnsureCapacity(2)
 		am.PutStr("name", a.name)
 		am.PutStr("address", a.address)
 	}
 }
 
-func addresses(list []addr) []string {
-	out := make([]string, 0, len(list))
+// putAddresses writes the bare addresses of list.
+func putAddresses(m pcommon.Map, key string, list []addr) {
+	s := m.PutEmptySlice(key)
+	s.EnsureCapacity(len(list))
 	for _, a := range list {
-		out = append(out, a.address)
+		s.AppendEmpty().SetStr(a.address)
 	}
-	return out
 }
 
 func putAttachments(s pcommon.Slice, list []attachment) {
+	s.EnsureCapacity(len(list))
 	for _, a := range list {
 		m := s.AppendEmpty().SetEmptyMap()
 		m.PutStr("filename", a.filename)
@@ -238,18 +276,6 @@ func putAttachments(s pcommon.Slice, list []attachment) {
 			m.PutBool("content_omitted", true)
 		}
 	}
-}
-
-func putClient(m pcommon.Map, env Envelope) {
-	host, port := splitRemoteAddr(env.RemoteAddr)
-	putNonEmpty(m, "address", host)
-	if port >= 0 {
-		m.PutInt("port", int64(port))
-	}
-	putNonEmpty(m, "helo", env.Helo)
-	putNonEmpty(m, "tls_version", env.TLSVersion)
-	putNonEmpty(m, "tls_cipher", env.TLSCipher)
-	putNonEmpty(m, "auth_user", env.AuthUser)
 }
 
 func putNonEmpty(m pcommon.Map, k, v string) {

@@ -1,6 +1,7 @@
 package mailconv
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 func (w *walker) readText(e *entity, r io.Reader, dst *textBody) {
 	bad := func(msg string) { w.msg.errs.addf("%s part: %s", e.mediaType, msg) }
 	dec := transferDecoder(e.header.get("Content-Transfer-Encoding"), r, bad)
+	defer releaseDecoder(dec)
 
 	cs := strings.ToLower(strings.TrimSpace(e.params["charset"]))
 	src, converted := dec, false
@@ -31,6 +33,15 @@ func (w *walker) readText(e *entity, r io.Reader, dst *textBody) {
 
 	start := separate(dst)
 	room := max(w.opts.MaxBodyBytes-start, 0)
+	if br, top := r.(*bufio.Reader); top && cap(dst.buf) == 0 {
+		// The top-level body of a small message is already buffered
+		// whole: start at the size readAtMost would double up to.
+		size := 1 << 10
+		for size < min(room, br.Buffered())+1 {
+			size *= 2
+		}
+		dst.buf = make([]byte, 0, size)
+	}
 	var err error
 	dst.buf, err = readAtMost(dst.buf, src, room+1)
 	w.noteErr(err)

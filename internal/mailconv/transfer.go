@@ -5,23 +5,51 @@ import (
 	"encoding/base64"
 	"io"
 	"strings"
+	"sync"
 )
 
 // transferDecoder returns a reader decoding the Content-Transfer-Encoding.
 // The decoders are lenient: invalid input is skipped or passed through and
 // reported through bad(), never returned as an error, so the rest of a part
-// is still decoded.
+// is still decoded. Decoders hold pooled buffers: the caller hands the
+// reader to releaseDecoder once it is done with it.
 func transferDecoder(cte string, r io.Reader, bad func(string)) io.Reader {
 	switch strings.ToLower(strings.TrimSpace(cte)) {
 	case "", "7bit", "8bit", "binary":
 		return r
 	case "quoted-printable":
-		return &qpReader{br: bufio.NewReaderSize(r, 4096), bad: bad}
+		br := qpBufPool.Get().(*bufio.Reader)
+		br.Reset(r)
+		return &qpReader{br: br, bad: bad}
 	case "base64":
-		return &base64Reader{r: r, bad: bad}
+		b := base64Pool.Get().(*base64Reader)
+		b.r, b.bad = r, bad
+		return b
 	default:
 		bad("unknown Content-Transfer-Encoding " + quoteSnippet(cte) + ", kept raw")
 		return r
+	}
+}
+
+// Buffers of the decoders, kept across parts and messages: two base64
+// attachments cost 28 KB of fresh buffers otherwise.
+var (
+	qpBufPool  = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	base64Pool = sync.Pool{New: func() any { return new(base64Reader) }}
+)
+
+// releaseDecoder returns the pooled buffers of a reader from
+// transferDecoder; dec must not be used afterwards.
+func releaseDecoder(dec io.Reader) {
+	switch d := dec.(type) {
+	case *qpReader:
+		d.br.Reset(nil)
+		qpBufPool.Put(d.br)
+		d.br = nil
+	case *base64Reader:
+		// Field by field: zeroing the 8 KiB input array is not needed.
+		d.r, d.bad, d.nc, d.out, d.err, d.reported = nil, nil, 0, nil, nil, false
+		base64Pool.Put(d)
 	}
 }
 

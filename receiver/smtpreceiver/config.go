@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 )
 
 // Config is the device schema of the "SMTP push device", flattened onto a
@@ -54,6 +56,10 @@ type Config struct {
 	MaxRecipients   int   `mapstructure:"max_recipients"`
 	MaxLineLength   int   `mapstructure:"max_line_length"`
 	DataTimeout     int   `mapstructure:"data_timeout"`
+	// MinDataRate is the lowest transfer rate, in bytes per second over
+	// each timeout window, a DATA/BDAT transfer may fall to before the
+	// client gets 421 and is closed; 0 turns the check off.
+	MinDataRate int `mapstructure:"min_data_rate"`
 	// PipelineTimeout bounds, in seconds, how long a message waits for the
 	// pipeline to accept it before the client gets 451 and retries.
 	PipelineTimeout         int      `mapstructure:"pipeline_timeout"`
@@ -61,6 +67,12 @@ type Config struct {
 	MaxConnectionsPerClient int      `mapstructure:"max_connections_per_client"`
 	MaxAuthFailures         int      `mapstructure:"max_auth_failures"`
 	TrustedNetworks         []string `mapstructure:"trusted_networks"`
+	// AcceptedRecipients lists the RCPT TO addresses taken (exact, or
+	// *@domain), case-insensitive; others get 550 5.1.1. Empty accepts all.
+	AcceptedRecipients []string `mapstructure:"accepted_recipients"`
+	// ProxyProtocol takes the client's address from the PROXY protocol
+	// header of a trusted L4 balancer (proxy.go).
+	ProxyProtocol ProxyProtocolConfig `mapstructure:"proxy_protocol"`
 
 	// Extensions: server identity, security and sockets.
 	// Domain is the name in the greeting; empty means the host name.
@@ -117,12 +129,6 @@ type TLSConfig struct {
 	_ struct{}
 }
 
-// Body formats of the record.
-const (
-	BodyFormatMap  = "map"
-	BodyFormatJSON = "json"
-)
-
 const (
 	// minLineLength is RFC 5321's limit for a command line (4.5.3.1.4):
 	// a server must accept lines this long, or clients are dropped at EHLO.
@@ -130,6 +136,10 @@ const (
 	// maxSeconds is the largest number of seconds a time.Duration holds.
 	maxSeconds = math.MaxInt64 / int64(time.Second)
 )
+
+// maxMinDataRate (100 MiB/s) keeps min_data_rate below any rate a real
+// network path is sure to reach.
+const maxMinDataRate = 100 << 20
 
 var _ component.Config = (*Config)(nil)
 
@@ -184,6 +194,9 @@ func (cfg *Config) Validate() error {
 	if cfg.BufferSize > 0 && cfg.BufferSize < 512 {
 		add("buffer_size", "must be at least 512 bytes, got %d", cfg.BufferSize)
 	}
+	if cfg.MinDataRate < 0 || cfg.MinDataRate > maxMinDataRate {
+		add("min_data_rate", "must be between 0 (no minimum) and %d bytes per second, got %d; e.g. min_data_rate: 256", maxMinDataRate, cfg.MinDataRate)
+	}
 	if cfg.MaxLineLength > 0 && cfg.MaxLineLength < minLineLength {
 		add("max_line_length", "must be at least %d bytes (RFC 5321's command line length; shorter lines drop clients after EHLO), got %d", minLineLength, cfg.MaxLineLength)
 	}
@@ -212,6 +225,11 @@ func (cfg *Config) Validate() error {
 			add(fmt.Sprintf("trusted_networks[%d]", i), "%q is not a CIDR or IP address, e.g. 10.0.0.0/8 or 192.0.2.7", n)
 		}
 	}
+	for i, p := range cfg.AcceptedRecipients {
+		if err := validateRecipientPattern(p); err != nil {
+			add(fmt.Sprintf("accepted_recipients[%d]", i), "%v", err)
+		}
+	}
 	switch {
 	case cfg.Username != "" && cfg.Password == "":
 		add("password", "is required when username is set; set both to turn on AUTH, or neither")
@@ -222,11 +240,14 @@ func (cfg *Config) Validate() error {
 		add("credentials_file", "cannot be combined with username/password; put every account in the file")
 	}
 	switch cfg.BodyFormat {
-	case BodyFormatMap, BodyFormatJSON:
+	case mailconv.BodyFormatMap, mailconv.BodyFormatJSON:
 	default:
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
 	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.ProxyProtocol.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := cfg.SenderAuth.validate(cfg.TrustedNetworks); err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // replyTooManyConnections is written before go-smtp ever sees a connection
@@ -19,6 +21,22 @@ const replyTooManyConnections = "421 4.7.0 Too many connections, try again later
 // replyShuttingDown ends a session that waits for its next command when the
 // receiver shuts down.
 const replyShuttingDown = "421 4.3.2 Service shutting down, try again later\r\n"
+
+// replyTooLongLine refuses a command line longer than max_line_length
+// (the text go-smtp uses for it).
+const replyTooLongLine = "500 5.4.0 Too long line, closing connection\r\n"
+
+// replyIdleTimeout ends a session that sent no complete command within
+// timeout (go-smtp's own text for it is a joke).
+const replyIdleTimeout = "421 4.4.2 Idle timeout, closing connection\r\n"
+
+// Replies to a message transfer that is too slow. They are SMTPErrors so
+// that go-smtp sends them as they are, whether they come from Data (DATA)
+// or from a read of a BDAT chunk.
+var (
+	errDataTooSlow = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer too slow (below min_data_rate), closing connection"}
+	errDataTooLong = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer took longer than data_timeout, closing connection"}
+)
 
 // connLimiter counts open connections across all workers, in total and per
 // client address; trusted networks are exempt from the per-client limit.
@@ -143,18 +161,29 @@ func remoteIP(c net.Conn) netip.Addr {
 //   - closes itself after the next reply when the session asks it to.
 type trackedConn struct {
 	net.Conn
-	w  *worker
-	ip netip.Addr
-	br *bufio.Reader
+	w     *worker
+	ip    netip.Addr
+	br    *bufio.Reader
+	guard *lineGuard
+	// closed is closed with the connection.
+	closed chan struct{}
 
 	idle        time.Duration
 	dataTimeout time.Duration
+	// minRate is min_data_rate: bytes per second a transfer must keep up
+	// over each idle-timeout window.
+	minRate float64
 
 	mu           sync.Mutex
 	inData       bool
 	dataDeadline time.Time
-	draining     bool
-	expired      bool
+	windowStart  time.Time
+	windowBytes  int64
+	// dataFailure is the reply a transfer ended with when it was too slow
+	// or took too long; every later read fails with it.
+	dataFailure *smtp.SMTPError
+	draining    bool
+	expired     bool
 	// replyConn is what replies must be written through (this connection,
 	// or the tls.Conn over it once TLS is up); nil while a TLS handshake
 	// is pending, when only go-smtp can write.
@@ -178,30 +207,39 @@ func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
 		w:           w,
 		ip:          ip,
 		br:          bufio.NewReaderSize(c, cfg.BufferSize),
+		guard:       newLineGuard(cfg.MaxLineLength),
+		closed:      make(chan struct{}),
 		idle:        time.Duration(cfg.Timeout) * time.Second,
 		dataTimeout: time.Duration(cfg.DataTimeout) * time.Second,
+		minRate:     float64(cfg.MinDataRate),
 	}
 	if !cfg.TLS.Implicit {
 		tc.replyConn = c
 	}
+	tc.guard.onTooLong = tc.refuseLongLine
 	return tc
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.expired {
-		c.mu.Unlock()
+		defer c.mu.Unlock()
+		if c.dataFailure != nil {
+			return 0, c.dataFailure
+		}
 		return 0, os.ErrDeadlineExceeded
 	}
 	if c.ended {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	inData := c.inData
 	c.waiting = c.br.Buffered() == 0
 	c.mu.Unlock()
 
 	n, err := c.br.Read(p)
+	if n > 0 {
+		c.guard.readBytes()
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -213,19 +251,76 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			c.expired = true
+			return n, c.timedOutLocked(err)
 		}
 		return n, err
 	}
-	if inData && n > 0 {
+	if c.inData && n > 0 {
+		if failure := c.checkRateLocked(n); failure != nil {
+			return n, failure
+		}
 		// Message content is arriving: the client is not idle.
 		_ = c.setReadDeadlineLocked(time.Now().Add(c.idle))
 	}
 	return n, nil
 }
 
+// timedOutLocked handles a fired read deadline. A fired deadline is final.
+// Waiting for a command, the client hears 421 from here and the connection
+// closes; in a transfer, the read fails with the 421 go-smtp is to send
+// (the session closes the connection after it).
+func (c *trackedConn) timedOutLocked(err error) error {
+	c.expired = true
+	if c.inData {
+		c.dataFailure = errDataTooSlow
+		if !time.Now().Before(c.dataDeadline) {
+			c.dataFailure = errDataTooLong
+		}
+		c.closeAfterReply.Store(true)
+		return c.dataFailure
+	}
+	if c.replyConn == nil {
+		return err // TLS handshake under way: go-smtp answers
+	}
+	c.ended = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.replyConn, replyIdleTimeout)
+	_ = c.Close()
+	return net.ErrClosed
+}
+
+// checkRateLocked counts n transfer bytes into the current window and, at
+// its end, refuses a transfer below min_data_rate.
+func (c *trackedConn) checkRateLocked(n int) error {
+	if c.minRate <= 0 {
+		return nil
+	}
+	c.windowBytes += int64(n)
+	now := time.Now()
+	elapsed := now.Sub(c.windowStart)
+	if elapsed < c.idle {
+		return nil
+	}
+	if float64(c.windowBytes) < c.minRate*elapsed.Seconds() {
+		c.expired = true
+		c.dataFailure = errDataTooSlow
+		c.closeAfterReply.Store(true)
+		return c.dataFailure
+	}
+	c.windowStart, c.windowBytes = now, 0
+	return nil
+}
+
+// transferFailure is the 421 a too slow or too long transfer ended with.
+func (c *trackedConn) transferFailure() *smtp.SMTPError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dataFailure
+}
+
 // SetReadDeadline is called by go-smtp before every command line.
 func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	c.guard.commandRead()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.draining && !c.inData {
@@ -256,6 +351,9 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
+	if err == nil {
+		c.guard.wrote(n)
+	}
 	if c.closeAfterReply.Load() {
 		_ = c.Close()
 	}
@@ -266,6 +364,7 @@ func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
+		close(c.closed)
 		c.w.r.untrack(c)
 	})
 	return err
@@ -276,8 +375,10 @@ func (c *trackedConn) beginData() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inData = true
-	c.dataDeadline = time.Now().Add(c.dataTimeout)
-	_ = c.setReadDeadlineLocked(time.Now().Add(c.idle))
+	now := time.Now()
+	c.dataDeadline = now.Add(c.dataTimeout)
+	c.windowStart, c.windowBytes = now, 0
+	_ = c.setReadDeadlineLocked(now.Add(c.idle))
 }
 
 func (c *trackedConn) endData() {
@@ -302,6 +403,21 @@ func (c *trackedConn) drain() {
 	case c.waiting:
 		c.endLocked()
 	}
+}
+
+// refuseLongLine answers an over-long command line and closes. It runs in
+// go-smtp's read path, where go-smtp is not writing. Without a way to
+// reply yet (right after STARTTLS, before the next EHLO) go-smtp answers.
+func (c *trackedConn) refuseLongLine() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.replyConn == nil {
+		return
+	}
+	c.ended = true
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(c.replyConn, replyTooLongLine)
+	_ = c.Close()
 }
 
 // endLocked answers 421 and closes. It runs only where go-smtp cannot be

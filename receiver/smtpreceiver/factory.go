@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
@@ -18,19 +19,15 @@ const (
 	defaultBufferSize     = 9000
 	defaultStatsFrequency = 300
 
-	defaultMaxMessageBytes           = 25 << 20
-	defaultMaxRecipients             = 100
-	defaultMaxLineLength             = 4096
-	defaultDataTimeout               = 600
-	defaultPipelineTimeout           = 60
-	defaultMaxConnections            = 1000
-	defaultMaxConnectionsPerClient   = 50
-	defaultMaxAuthFailures           = 3
-	defaultMaxBodyBytes              = 4 << 20
-	defaultMaxHeaderBytes            = 1 << 20
-	defaultMaxMIMEDepth              = 20
-	defaultMaxMIMEParts              = 500
-	defaultMaxAttachmentContentBytes = 1 << 20
+	defaultMaxMessageBytes         = 25 << 20
+	defaultMaxRecipients           = 100
+	defaultMaxLineLength           = 4096
+	defaultDataTimeout             = 600
+	defaultMinDataRate             = 256
+	defaultPipelineTimeout         = 60
+	defaultMaxConnections          = 1000
+	defaultMaxConnectionsPerClient = 50
+	defaultMaxAuthFailures         = 3
 )
 
 // NewFactory returns the factory of the smtp receiver.
@@ -43,6 +40,7 @@ func NewFactory() receiver.Factory {
 }
 
 func createDefaultConfig() component.Config {
+	conv := mailconv.DefaultOptions() // the converter owns its defaults
 	return &Config{
 		Status:                    true,
 		Address:                   defaultAddress,
@@ -54,17 +52,19 @@ func createDefaultConfig() component.Config {
 		MaxRecipients:             defaultMaxRecipients,
 		MaxLineLength:             defaultMaxLineLength,
 		DataTimeout:               defaultDataTimeout,
+		MinDataRate:               defaultMinDataRate,
 		PipelineTimeout:           defaultPipelineTimeout,
 		MaxConnections:            defaultMaxConnections,
 		MaxConnectionsPerClient:   defaultMaxConnectionsPerClient,
 		MaxAuthFailures:           defaultMaxAuthFailures,
 		TrustedNetworks:           []string{"127.0.0.0/8", "::1/128"},
-		BodyFormat:                BodyFormatMap,
-		MaxBodyBytes:              defaultMaxBodyBytes,
-		MaxHeaderBytes:            defaultMaxHeaderBytes,
-		MaxMIMEDepth:              defaultMaxMIMEDepth,
-		MaxMIMEParts:              defaultMaxMIMEParts,
-		MaxAttachmentContentBytes: defaultMaxAttachmentContentBytes,
+		ProxyProtocol:             ProxyProtocolConfig{Timeout: defaultProxyHeaderTimeout},
+		BodyFormat:                conv.BodyFormat,
+		MaxBodyBytes:              conv.MaxBodyBytes,
+		MaxHeaderBytes:            conv.MaxHeaderBytes,
+		MaxMIMEDepth:              conv.MaxDepth,
+		MaxMIMEParts:              conv.MaxParts,
+		MaxAttachmentContentBytes: conv.MaxAttachmentContentBytes,
 		SenderAuth:                defaultSenderAuthConfig(),
 	}
 }

@@ -54,10 +54,11 @@ type smtpReceiver struct {
 	creds           credentials
 	throttle        *authThrottle
 	limiter         *connLimiter
+	recipients      *recipientFilter
+	tlsConfig       *tls.Config
 	// senderAuth checks SPF, DKIM and DMARC; nil when sender_auth is off.
 	senderAuth    *senderauth.Checker
 	senderAuthDNS *senderauth.DNS
-	tlsConfig     *tls.Config
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
 	// only when its own deadline has passed.
@@ -75,14 +76,16 @@ type smtpReceiver struct {
 	stopping bool
 }
 
-// worker is one SMTP listener with its own go-smtp server.
+// worker is one SMTP listener. Each of its connections gets a go-smtp
+// server of its own (see lineGuard).
 type worker struct {
-	r      *smtpReceiver
-	index  int
-	server *smtp.Server
-	ln     net.Listener
-	stats  workerStats
-	attrs  workerAttrs
+	r        *smtpReceiver
+	index    int
+	ln       net.Listener
+	errorLog *log.Logger
+	stats    workerStats
+	attrs    workerAttrs
+	startTLS *tls.Config // for STARTTLS; nil without TLS or with implicit TLS
 }
 
 func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpReceiver, error) {
@@ -101,6 +104,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		obsrecv:         obsrecv,
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
+		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
 		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
 		shutdownGrace:   defaultShutdownGrace,
 		conns:           make(map[*trackedConn]struct{}),
@@ -229,6 +233,9 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		zap.Bool("tls", r.cfg.TLS.Status),
 		zap.Bool("implicit_tls", r.cfg.TLS.Implicit),
 		zap.Bool("auth", r.cfg.authEnabled()))
+	if warning := openSinkWarning(r.cfg, r.workers[0].ln.Addr()); warning != "" {
+		logger.Warn(warning)
+	}
 	return nil
 }
 
@@ -248,36 +255,94 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	if r.tlsConfig != nil && r.cfg.TLS.Implicit {
 		implicit = r.tlsConfig
 	}
-	w.ln = &limitListener{Listener: ln, w: w, tlsConfig: implicit}
-
-	s := smtp.NewServer(&backend{w: w})
-	s.Domain = greetingDomain(r.cfg.Domain)
-	s.MaxMessageBytes = r.cfg.MaxMessageBytes
-	s.MaxLineLength = r.cfg.MaxLineLength
-	// Recipients are counted in the session, which also records the metric.
-	s.MaxRecipients = 0
-	s.ReadTimeout = time.Duration(r.cfg.Timeout) * time.Second
-	s.WriteTimeout = time.Duration(r.cfg.Timeout) * time.Second
-	s.EnableSMTPUTF8 = true
-	// With TLS configured AUTH waits for it; without, the device's plain
-	// username/password still works (Start has logged a warning).
-	s.AllowInsecureAuth = r.tlsConfig == nil
 	if r.tlsConfig != nil && !r.cfg.TLS.Implicit {
-		s.TLSConfig = r.tlsConfig
+		w.startTLS = r.tlsConfig
 	}
+	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 	// go-smtp's own log lines carry connection errors of misbehaving clients;
-	// they belong at debug level. Its Debug writer is never set: it would
-	// log AUTH credentials.
-	s.ErrorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
-	w.server = s
+	// they belong at debug level.
+	w.errorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
 	return w
 }
 
+// newServer is the go-smtp server of one connection. Its Debug writer is
+// the connection's lineGuard, which reads what go-smtp reads and keeps
+// nothing of it; Debug never goes to a log (it carries AUTH credentials).
+func (w *worker) newServer(tc *trackedConn) *smtp.Server {
+	cfg := w.r.cfg
+	s := smtp.NewServer(&backend{w: w})
+	s.Domain = greetingDomain(cfg.Domain)
+	s.MaxMessageBytes = cfg.MaxMessageBytes
+	// Lines are limited by the lineGuard: command lines to max_line_length,
+	// message lines only by max_message_bytes.
+	s.MaxLineLength = 0
+	s.Debug = tc.guard
+	// Recipients are counted in the session, which also records the metric.
+	s.MaxRecipients = 0
+	s.ReadTimeout = time.Duration(cfg.Timeout) * time.Second
+	s.WriteTimeout = time.Duration(cfg.Timeout) * time.Second
+	s.EnableSMTPUTF8 = true
+	// With TLS configured AUTH waits for it; without, the device's plain
+	// username/password still works (Start has logged a warning).
+	s.AllowInsecureAuth = w.r.tlsConfig == nil
+	s.TLSConfig = w.startTLS
+	s.ErrorLog = w.errorLog
+
+	// go-smtp lets DATA bodies reach MaxMessageBytes minus one byte only
+	// (its reader fails as the limit is reached, before it could see the
+	// end of the message), while SIZE= and BDAT accept exactly the limit.
+	// So for a DATA body the limit is raised by one, between the 354 and
+	// the next command, and the session enforces the exact limit itself.
+	tc.guard.onDataStart = func() { s.MaxMessageBytes = cfg.MaxMessageBytes + 1 }
+	tc.guard.onCommandRead = func() { s.MaxMessageBytes = cfg.MaxMessageBytes }
+	return s
+}
+
+// serve accepts connections until the listener closes.
 func (w *worker) serve(host component.Host) {
-	err := w.server.Serve(w.ln)
-	if err == nil || w.r.isStopping() {
+	var delay time.Duration
+	for {
+		c, err := w.ln.Accept()
+		if err == nil {
+			delay = 0
+			w.r.serveWG.Add(1)
+			go func() {
+				defer w.r.serveWG.Done()
+				w.serveConn(c)
+			}()
+			continue
+		}
+		if w.r.isStopping() {
+			return
+		}
+		if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
+			// Out of file descriptors and the like: wait and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			w.r.set.Logger.Warn("SMTP accept failed; retrying", zap.Int("worker", w.index), zap.Error(err), zap.Duration("retry_in", delay))
+			time.Sleep(delay)
+			continue
+		}
+		w.listenerFailed(host, err)
 		return
 	}
+}
+
+// serveConn runs go-smtp on one accepted connection and returns when
+// go-smtp is done with it.
+func (w *worker) serveConn(c net.Conn) {
+	tc := trackedConnOf(c)
+	if tc == nil {
+		_ = c.Close()
+		return
+	}
+	s := w.newServer(tc)
+	_ = s.Serve(&oneConnListener{conn: c, done: tc.closed, stop: make(chan struct{})})
+	// Serve returns once the connection is closed; Shutdown waits for
+	// go-smtp's handler of it to finish too.
+	_ = s.Shutdown(context.Background())
+}
+
+func (w *worker) listenerFailed(host component.Host, err error) {
 	w.stats.failed.Store(true)
 	w.r.set.Logger.Error("SMTP listener stopped", zap.Int("worker", w.index), zap.Error(err))
 	// One failed worker leaves the others serving; the component is only
@@ -288,6 +353,35 @@ func (w *worker) serve(host component.Host) {
 		componentstatus.ReportStatus(host, componentstatus.NewRecoverableErrorEvent(err))
 	}
 }
+
+// oneConnListener hands go-smtp a single connection, then blocks until that
+// connection is closed.
+type oneConnListener struct {
+	conn     net.Conn
+	done     <-chan struct{}
+	stop     chan struct{}
+	accepted bool
+	stopOnce sync.Once
+}
+
+func (l *oneConnListener) Accept() (net.Conn, error) {
+	if !l.accepted {
+		l.accepted = true
+		return l.conn, nil
+	}
+	select {
+	case <-l.done:
+	case <-l.stop:
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *oneConnListener) Close() error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	return nil
+}
+
+func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
 func (r *smtpReceiver) allWorkersFailed() bool {
 	r.connsMu.Lock()
@@ -333,6 +427,19 @@ func (r *smtpReceiver) untrack(c *trackedConn) {
 	r.connsWG.Done()
 }
 
+// closeConns closes the connections still open.
+func (r *smtpReceiver) closeConns() {
+	r.connsMu.Lock()
+	conns := make([]*trackedConn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.connsMu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 func (r *smtpReceiver) closeListeners() {
 	for _, w := range r.workers {
 		_ = w.ln.Close()
@@ -371,9 +478,7 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 		r.cancelConsume()
 		waitTimeout(&r.connsWG, nil, time.After(replyWait))
 	}
-	for _, w := range r.workers {
-		_ = w.server.Close() // closes the connections still open
-	}
+	r.closeConns()
 	r.serveWG.Wait()
 	if !waitTimeout(&r.connsWG, nil, time.After(forcedCloseWait)) {
 		r.set.Logger.Warn("SMTP sessions still running after shutdown")

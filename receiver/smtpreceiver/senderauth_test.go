@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata/metricdatatest"
 
+	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
 	"github.com/smtpreceiver/smtpreceiver/internal/senderauth/dnstest"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadatatest"
 )
@@ -221,7 +222,7 @@ func TestSenderAuthSkipsAuthenticatedSubmissions(t *testing.T) {
 func TestSenderAuthInJSONBody(t *testing.T) {
 	srv, key := authZone(t)
 	sink := new(consumertest.LogsSink)
-	r := startReceiver(t, senderAuthConfig(srv, func(c *Config) { c.BodyFormat = BodyFormatJSON }), sink)
+	r := startReceiver(t, senderAuthConfig(srv, func(c *Config) { c.BodyFormat = mailconv.BodyFormatJSON }), sink)
 	c := dial(t, r.addr())
 	c.expect("EHLO mx.example.org", "250")
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("alice@example.org", []string{"b@example.com"}, signMessage(t, authMessage, key)))
@@ -331,4 +332,20 @@ func TestSenderAuthBadSystemResolverFailsStart(t *testing.T) {
 	}
 	err = r.Start(context.Background(), nopHost())
 	require.ErrorContains(t, err, "sender_auth.dns.server")
+}
+
+// TestSenderAuthBehindProxy: behind a PROXY protocol balancer, SPF judges
+// the client the header names, not the balancer's socket address.
+func TestSenderAuthBehindProxy(t *testing.T) {
+	srv := dnstest.Start(t, dnstest.Zone{TXT: map[string][]string{
+		"example.org": {"v=spf1 ip4:203.0.113.7 -all"}, // the real client, not 127.0.0.1
+	}})
+	sink := new(consumertest.LogsSink)
+	r := startReceiver(t, senderAuthConfig(srv, behindProxy("127.0.0.1/32")), sink)
+	c := rawDial(t, r.addr())
+	c.send("PROXY TCP4 203.0.113.7 192.0.2.1 40000 25\r\n")
+	require.True(t, strings.HasPrefix(c.reply(), "220 "))
+	c.expect("EHLO mx.example.org", "250")
+	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("alice@example.org", []string{"b@example.com"}, authMessage))
+	assert.Equal(t, "pass", records(sink)[0].Attributes().AsRaw()["email.spf.result"])
 }

@@ -132,6 +132,10 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.w.recipientRejected("invalid")
 		return errBadRecipient
 	}
+	if !s.r.recipients.accepts(to) {
+		s.w.recipientRejected("not_accepted")
+		return errUnknownRecipient
+	}
 	if len(s.to) >= s.r.cfg.MaxRecipients {
 		s.w.recipientRejected("limit")
 		return errTooManyRcpts
@@ -154,20 +158,26 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
+	limited := &sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
+	var in io.Reader = limited
 	env := s.envelope()
 	if ck := s.takeSenderAuth(); ck != nil {
 		// DKIM hashes the exact bytes while they stream; the results land
 		// on the record once the message has been read.
 		defer ck.Abort()
-		r = io.TeeReader(r, ck)
+		in = io.TeeReader(limited, ck)
 		env.Enrich = recordSenderAuth(ck)
 	}
-	res, err := mailconv.Convert(r, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
+	res, err := mailconv.Convert(in, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			s.w.messageRejected("size")
 			return smtp.ErrDataTooLarge
+		}
+		if failure := s.transferFailure(); failure != nil {
+			s.w.messageRejected(transferFailureReason(failure))
+			return failure
 		}
 		s.w.messageRejected("read_error")
 		s.r.set.Logger.Debug("message not received completely", zap.Stringer("client", s.remote), zap.Error(err))
@@ -177,6 +187,45 @@ func (s *session) Data(r io.Reader) error {
 		s.w.parseError()
 	}
 	return s.consume(logs)
+}
+
+// transferFailure is the 421 of a transfer the connection found too slow
+// or too long; the connection closes after it.
+func (s *session) transferFailure() *smtp.SMTPError {
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.transferFailure()
+}
+
+func transferFailureReason(e *smtp.SMTPError) string {
+	if e == errDataTooLong {
+		return "data_timeout"
+	}
+	return "too_slow"
+}
+
+// sizeLimitReader passes at most max_message_bytes of message content and
+// fails with 552 on the byte after: a message of exactly the limit is
+// accepted, as with SIZE= and BDAT. What is counted is the message as the
+// client sent it, after DATA's dot-stuffing is removed and without the
+// final ".", every line's CRLF included.
+type sizeLimitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *sizeLimitReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		l.left = -1
+		return 0, smtp.ErrDataTooLarge
+	}
+	l.left -= int64(n)
+	return n, err
 }
 
 // consume pushes one message into the pipeline and maps the outcome onto
@@ -228,7 +277,7 @@ func (s *session) envelope() mailconv.Envelope {
 		ReceivedAt: time.Now(),
 	}
 	if s.remote != nil {
-		env.RemoteAddr = s.remote.String()
+		env.Client = s.remote.AddrPort()
 	}
 	if s.tls != nil {
 		env.TLSVersion = tlsVersionName(s.tls.Version)

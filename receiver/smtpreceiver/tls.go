@@ -120,7 +120,8 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 				return cfg, nil
 			}
 			tc.tlsPending()
-			cfg.VerifyConnection = func(tls.ConnectionState) error {
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				tc.guard.tlsUp(cs)
 				tc.tlsDone.Store(true)
 				tc.w.tlsHandshake(true)
 				return nil

@@ -83,7 +83,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPConnectionsRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_connections_rejected",
-		metric.WithDescription("Connections refused with 421 before the greeting (max_connections, max_connections_per_client). [Alpha]"),
+		metric.WithDescription("Connections refused with 421 before the greeting (max_connections, max_connections_per_client, proxy_protocol). [Alpha]"),
 		metric.WithUnit("{connection}"),
 	)
 	errs = errors.Join(errs, err)
@@ -126,7 +126,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPMessagesRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_messages_rejected",
-		metric.WithDescription("Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, shutdown). [Alpha]"),
+		metric.WithDescription("Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, too_slow, data_timeout, shutdown). [Alpha]"),
 		metric.WithUnit("{message}"),
 	)
 	errs = errors.Join(errs, err)
@@ -138,7 +138,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 	errs = errors.Join(errs, err)
 	builder.SMTPRecipientsRejected, err = builder.meter.Int64Counter(
 		"otelcol_smtp_recipients_rejected",
-		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid). [Alpha]"),
+		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid, not_accepted). [Alpha]"),
 		metric.WithUnit("{recipient}"),
 	)
 	errs = errors.Join(errs, err)

@@ -40,7 +40,7 @@ func AssertEqualSMTPAuthAttempts(t *testing.T, tt *componenttest.Telemetry, dps 
 func AssertEqualSMTPConnectionsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_connections_rejected",
-		Description: "Connections refused with 421 before the greeting (max_connections, max_connections_per_client). [Alpha]",
+		Description: "Connections refused with 421 before the greeting (max_connections, max_connections_per_client, proxy_protocol). [Alpha]",
 		Unit:        "{connection}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -147,7 +147,7 @@ func AssertEqualSMTPMessagesParseErrors(t *testing.T, tt *componenttest.Telemetr
 func AssertEqualSMTPMessagesRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_messages_rejected",
-		Description: "Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, shutdown). [Alpha]",
+		Description: "Messages not accepted, by reason (size, pipeline_refused, pipeline_failed, read_error, too_slow, data_timeout, shutdown). [Alpha]",
 		Unit:        "{message}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,
@@ -179,7 +179,7 @@ func AssertEqualSMTPRecipientsAccepted(t *testing.T, tt *componenttest.Telemetry
 func AssertEqualSMTPRecipientsRejected(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_recipients_rejected",
-		Description: "Recipients (RCPT TO) refused, by reason (limit, invalid). [Alpha]",
+		Description: "Recipients (RCPT TO) refused, by reason (limit, invalid, not_accepted). [Alpha]",
 		Unit:        "{recipient}",
 		Data: metricdata.Sum[int64]{
 			Temporality: metricdata.CumulativeTemporality,

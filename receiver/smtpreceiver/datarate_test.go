@@ -1,0 +1,105 @@
+package smtpreceiver
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumertest"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+// sumWith adds up the data points of an int sum that carry attribute kv.
+func sumWith(tel *componenttest.Telemetry, name string, kv attribute.KeyValue) int64 {
+	m, err := tel.GetMetric(name)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		if v, ok := dp.Attributes.Value(kv.Key); ok && v == kv.Value {
+			total += dp.Value
+		}
+	}
+	return total
+}
+
+// trickle sends one byte every interval until the server has answered or
+// max bytes are sent; it returns how many it sent.
+func trickle(c *rawClient, interval time.Duration, max int) int {
+	sent := 0
+	for ; sent < max && !hasData(c); sent++ {
+		if _, err := c.conn.Write([]byte{'x'}); err != nil {
+			break
+		}
+		time.Sleep(interval)
+	}
+	return sent
+}
+
+// Issue 10.9: a transfer below min_data_rate over a timeout window gets
+// 421 4.4.2 and is closed long before data_timeout, and is counted.
+func TestSlowDataIsClosed(t *testing.T) {
+	for _, mode := range []string{"DATA", "BDAT"} {
+		t.Run(mode, func(t *testing.T) {
+			sink := new(consumertest.LogsSink)
+			r, tel, _ := observedReceiver(t, testConfig(func(c *Config) {
+				c.Timeout = 1
+				c.MinDataRate = 256
+				c.DataTimeout = 600
+			}), sink)
+			c := dial(t, r.addr())
+			c.expect("EHLO x", "250")
+			c.expect("MAIL FROM:<a@example.com>", "250")
+			c.expect("RCPT TO:<b@example.com>", "250")
+			if mode == "DATA" {
+				c.expect("DATA", "354")
+			} else {
+				c.send("BDAT 100000 LAST\r\n")
+			}
+			// One byte every 200 ms stays within the idle timeout but is
+			// far below 256 bytes per second.
+			sent := trickle(c, 200*time.Millisecond, 50)
+			require.Less(t, sent, 50, "the server let the client trickle for %v", 50*200*time.Millisecond)
+			got := c.reply()
+			assert.True(t, strings.HasPrefix(got, "421 4.4.2 "), got)
+			assert.True(t, c.closed())
+			assert.Empty(t, records(sink))
+			require.Eventually(t, func() bool {
+				return sumWith(tel, "otelcol_smtp_messages_rejected", attribute.String("reason", "too_slow")) == 1
+			}, 5*time.Second, 20*time.Millisecond)
+		})
+	}
+}
+
+// A transfer at a normal rate is not affected.
+func TestFastDataPassesTheRateCheck(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 2; c.MinDataRate = 256 }), sink)
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.openData()
+	// 600 bytes every 50 ms for 5 s: 12000 bytes per second, over two
+	// windows and a half.
+	for range 100 {
+		c.send(strings.Repeat("y", 598) + "\r\n")
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.send(".\r\n")
+	assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
+	require.Len(t, records(sink), 1)
+}
+
+func TestMinDataRateValidation(t *testing.T) {
+	for _, v := range []int{-1, maxMinDataRate + 1} {
+		cfg := testConfig(func(c *Config) { c.MinDataRate = v })
+		err := cfg.Validate()
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "min_data_rate")
+	}
+	assert.NoError(t, testConfig(func(c *Config) { c.MinDataRate = 0 }).Validate())
+}
