@@ -191,6 +191,9 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 		Duration: func(d time.Duration) {
 			t.SMTPSenderAuthDuration.Record(bg, d.Seconds())
 		},
+		Limited: func(limit string) {
+			t.SMTPSenderAuthLimited.Add(bg, 1, sets.get("limit", limit))
+		},
 	}
 }
 

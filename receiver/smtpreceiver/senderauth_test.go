@@ -349,3 +349,18 @@ func TestSenderAuthBehindProxy(t *testing.T) {
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("alice@example.org", []string{"b@example.com"}, authMessage))
 	assert.Equal(t, "pass", records(sink)[0].Attributes().AsRaw()["email.spf.result"])
 }
+
+func TestSenderAuthLimitCounted(t *testing.T) {
+	srv, key := authZone(t)
+	sink := new(consumertest.LogsSink)
+	r, tel, _ := observedReceiver(t, senderAuthConfig(srv, func(c *Config) { c.SenderAuth.MaxDKIMSignatures = 1 }), sink)
+	c := dial(t, r.addr())
+	c.expect("EHLO mx.example.org", "250")
+	twice := signMessage(t, signMessage(t, authMessage, key), key)
+	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("alice@example.org", []string{"b@example.com"}, twice))
+	auth := records(sink)[0].Body().Map().AsRaw()["auth"].(map[string]any)
+	assert.Equal(t, int64(1), auth["dkim"].(map[string]any)["signatures_not_verified"])
+	metadatatest.AssertEqualSMTPSenderAuthLimited(t, tel, []metricdata.DataPoint[int64]{
+		{Attributes: attribute.NewSet(attribute.String("limit", "max_dkim_signatures")), Value: 1},
+	}, metricdatatest.IgnoreTimestamp())
+}

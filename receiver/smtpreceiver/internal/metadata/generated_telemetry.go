@@ -40,6 +40,7 @@ type TelemetryBuilder struct {
 	SMTPSenderAuthCacheHits  metric.Int64Counter
 	SMTPSenderAuthDNSQueries metric.Int64Counter
 	SMTPSenderAuthDuration   metric.Float64Histogram
+	SMTPSenderAuthLimited    metric.Int64Counter
 	SMTPSenderAuthResults    metric.Int64Counter
 	SMTPSessionsActive       metric.Int64UpDownCounter
 	SMTPSessionsOpened       metric.Int64Counter
@@ -159,6 +160,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		metric.WithDescription("Time from MAIL to the sender authentication results of one message (SPF runs while DATA streams). [Alpha]"),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthLimited, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_limited",
+		metric.WithDescription("Messages whose sender authentication hit a limit, by limit (max_dkim_signatures, max_header_bytes). [Alpha]"),
+		metric.WithUnit("{message}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPSenderAuthResults, err = builder.meter.Int64Counter(

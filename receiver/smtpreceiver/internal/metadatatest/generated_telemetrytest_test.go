@@ -33,6 +33,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPSenderAuthCacheHits.Add(context.Background(), 1)
 	tb.SMTPSenderAuthDNSQueries.Add(context.Background(), 1)
 	tb.SMTPSenderAuthDuration.Record(context.Background(), 1)
+	tb.SMTPSenderAuthLimited.Add(context.Background(), 1)
 	tb.SMTPSenderAuthResults.Add(context.Background(), 1)
 	tb.SMTPSessionsActive.Add(context.Background(), 1)
 	tb.SMTPSessionsOpened.Add(context.Background(), 1)
@@ -78,6 +79,9 @@ func TestSetupTelemetry(t *testing.T) {
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSenderAuthDuration(t, testTel,
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthLimited(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSenderAuthResults(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
