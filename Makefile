@@ -60,6 +60,7 @@ help:
 	@echo "  vet           go vet ./..."
 	@echo "  image         build the otelcol-smtp container image (FROM scratch) and test it in Docker"
 	@echo "  deb           build dist/$(DIST_NAME)_<version>_amd64.deb with nfpm and test it (dpkg, systemd, lintian)"
+	@echo "  scale         fleet tests: HAProxy + PROXY protocol failover with Postfix, agent → gateway (needs root)"
 	@echo "  clean         remove $(BUILD_DIR)/ and $(BIN_DIR)/"
 	@echo "  distclean     clean, and also remove .tools/"
 	@echo "  help          this list"
@@ -233,3 +234,18 @@ deb: $(BINARY) $(NFPM)
 	    packaging/deb/changelog | gzip -9n > dist/deb/changelog.gz
 	VERSION=$(VERSION) $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DEB)
 	bash scripts/deb-check.sh $(DEB)
+
+## ---------------------------------------------------------------- scale
+
+# Fleet tests (build tag `scale`, e2e/scale_test.go): HAProxy with
+# send-proxy-v2 in front of two receivers while Postfix relays through it and
+# one receiver is SIGKILLed; an agent → gateway pair with a persistent queue
+# through a gateway outage and an agent crash. Prints a summary table and
+# fails on any loss. Needs root (Postfix); installs HAProxy and Postfix when
+# missing. Do not run it together with `make reliability` (both run a
+# throwaway Postfix).
+.PHONY: scale
+scale: build
+	bash scripts/e2e-deps.sh
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || bash scripts/scale-deps.sh
+	$(GO) test -tags scale -count=1 -v -timeout 20m ./e2e/...

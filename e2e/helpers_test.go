@@ -1,4 +1,4 @@
-//go:build e2e || reliability
+//go:build e2e || reliability || scale
 
 // Package e2e runs the built collector bin/otelcol-smtp against real SMTP
 // clients (python smtplib, curl, swaks, Postfix smtp-source) and checks the
@@ -395,6 +395,10 @@ func (c *collector) launch(files, env []string) error {
 	t := c.t
 	args := []string{}
 	for _, f := range files {
+		if strings.HasPrefix(f, "--") { // a flag, such as --feature-gates
+			args = append(args, f)
+			continue
+		}
 		args = append(args, "--config", f)
 	}
 	logf, err := os.Create(c.logPath)

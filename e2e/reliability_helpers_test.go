@@ -1,4 +1,4 @@
-//go:build reliability
+//go:build reliability || scale
 
 package e2e
 
@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -107,10 +108,19 @@ func relSink(t *testing.T, port int) *collector {
 	t.Helper()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "sink.jsonl")
-	cfg := fmt.Sprintf(`receivers:
+	cfg := relOTLPSinkConfig("http", port, out)
+	c := relStartAt(t, dir, port, "sink.log", []string{writeFile(t, filepath.Join(dir, "sink.yaml"), cfg)})
+	c.out = out
+	return c
+}
+
+// relOTLPSinkConfig is the config of an OTLP sink: the otlp receiver
+// (protocol grpc or http) on 127.0.0.1:port feeding the file exporter.
+func relOTLPSinkConfig(protocol string, port int, out string) string {
+	return fmt.Sprintf(`receivers:
   otlp:
     protocols:
-      http:
+      %s:
         endpoint: 127.0.0.1:%d
 exporters:
 %s
@@ -119,10 +129,7 @@ service:
     logs:
       receivers: [otlp]
       exporters: [file]
-`, port, relFileExporter(out), quietTelemetry)
-	c := relStartAt(t, dir, port, "sink.log", []string{writeFile(t, filepath.Join(dir, "sink.yaml"), cfg)})
-	c.out = out
-	return c
+`, protocol, port, relFileExporter(out), quietTelemetry)
 }
 
 // relFileExporter is fileExporter with a rotation size large enough that a
@@ -682,6 +689,33 @@ func (p *relPostfix) maillog() string {
 		data = data[len(data)-max:]
 	}
 	return string(data)
+}
+
+// maillogAll returns the whole maillog of the instance.
+func (p *relPostfix) maillogAll() string {
+	data, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
+	return string(data)
+}
+
+// messageIDs reads the message-ids Postfix's cleanup logged for the
+// messages it accepted, waiting (bounded by limit) until there are n.
+func (p *relPostfix) messageIDs(n int, limit time.Duration) []string {
+	re := regexp.MustCompile(`postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<([^>]*)>`)
+	seen := map[string]bool{}
+	var ids []string
+	deadline := time.Now().Add(limit)
+	for {
+		for _, m := range re.FindAllStringSubmatch(p.maillogAll(), -1) {
+			if !seen[m[2]] {
+				seen[m[2]] = true
+				ids = append(ids, m[2])
+			}
+		}
+		if len(ids) >= n || time.Now().After(deadline) {
+			return ids
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // queue returns `postqueue -p` and whether the queue is empty.

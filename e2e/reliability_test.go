@@ -23,7 +23,6 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -701,22 +700,7 @@ service:
 		t.Fatalf("smtp-source into Postfix failed: %s", res)
 	}
 	// The messages Postfix accepted: its cleanup logs each message-id.
-	cleanupRe := regexp.MustCompile(`postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<([^>]*)>`)
-	expected := map[string]bool{}
-	var want []string
-	deadline = time.Now().Add(20 * time.Second)
-	for {
-		for _, m := range cleanupRe.FindAllStringSubmatch(pf.maillogAll(), -1) {
-			if !expected[m[2]] {
-				expected[m[2]] = true
-				want = append(want, m[2])
-			}
-		}
-		if len(want) >= n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	want := pf.messageIDs(n, 20*time.Second)
 	if len(want) != n {
 		t.Errorf("Postfix logged %d distinct message-ids for %d submitted messages", len(want), n)
 	}
@@ -774,12 +758,6 @@ service:
 	if deferred == 0 && before < n {
 		t.Errorf("Postfix logged no deferred delivery although the receiver was killed")
 	}
-}
-
-// maillogAll returns the whole maillog of the instance.
-func (p *relPostfix) maillogAll() string {
-	data, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
-	return string(data)
 }
 
 // ---------------------------------------------------------------- 6. soak

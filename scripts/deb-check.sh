@@ -103,18 +103,7 @@ health=$(free_port)
 	--set=service::telemetry::metrics::level=none) >"$tmp/run.log" 2>&1 &
 pid=$!
 subject="deb check $$ $(date +%s)"
-sent=0
-for _ in $(seq 1 60); do
-	if python3 - "$port" "$subject" <<'PY' 2>/dev/null; then sent=1; break; fi
-import smtplib, sys
-with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10) as s:
-    s.sendmail("alice@example.com", ["ops@example.org"],
-               "From: alice@example.com\r\nTo: ops@example.org\r\nSubject: %s\r\n\r\nfrom the package check\r\n" % sys.argv[2])
-PY
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.5
-done
-[ "$sent" = 1 ] || { cat "$tmp/run.log"; fail "the installed binary did not take the mail on port $port"; }
+python3 scripts/send-test-mail.py "$port" "$subject" || { cat "$tmp/run.log"; fail "the installed binary did not take the mail on port $port"; }
 records=/var/lib/otelcol-smtp/smtp-records.jsonl
 for _ in $(seq 1 50); do grep -qF "$subject" "$records" 2>/dev/null && break; sleep 0.2; done
 grep -qF "$subject" "$records" || { cat "$tmp/run.log"; fail "no record in $records"; }

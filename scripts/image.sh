@@ -82,17 +82,7 @@ port=$("$DOCKER" port "$name" 2525/tcp | head -1 | sed 's/.*://')
 echo "image: container $name serves SMTP on 127.0.0.1:$port"
 
 subject="image check $$ $(date +%s)"
-sent=0
-for _ in $(seq 1 60); do
-	if python3 - "$port" "$subject" <<'PY' 2>/dev/null; then sent=1; break; fi
-import smtplib, sys
-with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=10) as s:
-    s.sendmail("alice@example.com", ["ops@example.org"],
-               "From: alice@example.com\r\nTo: ops@example.org\r\nSubject: %s\r\n\r\nfrom the container check\r\n" % sys.argv[2])
-PY
-	sleep 0.5
-done
-[ "$sent" = 1 ] || { "$DOCKER" logs "$name" 2>&1 | tail -30; fail "no 250 from the container"; }
+python3 scripts/send-test-mail.py "$port" "$subject" || { "$DOCKER" logs "$name" 2>&1 | tail -30; fail "no 250 from the container"; }
 # (The logs are read whole: grep -q on a pipe would fail it under pipefail.)
 has_record() { grep -qF "email.subject: Str($subject)" <<<"$("$DOCKER" logs "$name" 2>&1)"; }
 for _ in $(seq 1 50); do

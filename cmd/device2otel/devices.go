@@ -452,7 +452,7 @@ func parseFields(el *errorList, label, path, prefix string, n *yaml.Node, specs 
 		switch spec.kind {
 		case kindMapping:
 			if v.Kind != yaml.MappingNode {
-				el.add(v, "%s: %s: expected a mapping (%s), got %s", label, name, schemaNames(spec.nested), describe(v))
+				el.add(v, "%s: %s: expected a mapping (%s), got %s", label, name, blockKeys(spec.nested), describe(v))
 				continue
 			}
 			f.val.line = v.Line
@@ -683,7 +683,23 @@ func findSpec(specs []fieldSpec, name string) (fieldSpec, bool) {
 }
 
 func specNames(specs []fieldSpec) string {
-	return schemaNames(specs) + " (and the receiver's extensions, see docs/devices.md)"
+	if names := schemaNames(specs); names != "" {
+		return names + " (and the receiver's extensions, see docs/devices.md)"
+	}
+	return blockKeys(specs)
+}
+
+// blockKeys names the keys of a block for a message: the device schema's,
+// or all of them for a block the device does not have.
+func blockKeys(specs []fieldSpec) string {
+	if names := schemaNames(specs); names != "" {
+		return names
+	}
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // schemaNames lists the keys the product's device schema has.

@@ -451,6 +451,17 @@ func TestErrors(t *testing.T) {
 			want:    []string{`stdin:4:33: device "a" (id 3): properties.tls: expected a mapping (status, cert_name, key_name), got the string "yes"`},
 		},
 		{
+			name:    "extension block a string",
+			devices: "- id: 3\n  name: a\n  type: smtp\n  properties: {port: 2600, proxy_protocol: on}\n",
+			want:    []string{`stdin:4:44: device "a" (id 3): properties.proxy_protocol: expected a mapping (enabled, `},
+		},
+		{
+			name:    "unknown field in an extension block",
+			devices: "- id: 3\n  name: a\n  type: smtp\n  properties: {port: 2600, proxy_protocol: {enable: true}}\n",
+			want:    []string{`device "a" (id 3): unknown field properties.proxy_protocol.enable; known fields: enabled, `},
+			notWant: []string{"known fields:  (and"},
+		},
+		{
 			name:    "pipelines not names",
 			devices: "- id: 3\n  name: a\n  type: smtp\n  pipelines: [{name: x}]\n  properties: {port: 2600}\n",
 			want:    []string{`stdin:4:15: device "a" (id 3): pipelines: expected a pipeline name, got a mapping`},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -435,5 +436,25 @@ func TestNonHeaderLineEndsHeader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The body text becomes the record's string without a copy, unless the
+// buffer is mostly spare capacity, which the record would otherwise pin.
+func TestFinalStringDoesNotPinSpareCapacity(t *testing.T) {
+	tests := []struct {
+		name      string
+		len, cap  int
+		wantShare bool
+	}{
+		{"small mail in its first buffer", 150, 1 << 10, true},
+		{"nearly full buffer", 1000 << 10, 1 << 20, true},
+		{"buffer mostly empty", 300 << 10, 1 << 20, false},
+	}
+	for _, tt := range tests {
+		b := make([]byte, tt.len, tt.cap)
+		s := finalString(b)
+		assert.Equal(t, tt.len, len(s), tt.name)
+		assert.Equal(t, tt.wantShare, unsafe.StringData(s) == unsafe.SliceData(b), tt.name)
 	}
 }

@@ -92,7 +92,12 @@ func firstID(raw string) string {
 
 // finalString returns b as a string without copying it (a body can be
 // megabytes). The text buffers are final once parsing is done: nothing
-// writes to them after decode, and they are never pooled.
+// writes to them after decode, and they are never pooled. A buffer that is
+// mostly spare capacity is copied instead, so that a record queued in the
+// pipeline does not hold up to twice its text.
 func finalString(b []byte) string {
+	if cap(b)-len(b) > max(len(b)/4, 4<<10) {
+		return string(b)
+	}
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }

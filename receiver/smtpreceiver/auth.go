@@ -1,18 +1,19 @@
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
 import (
-	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/tg123/go-htpasswd"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -53,57 +54,76 @@ func (a *singleAccount) verify(username, password string) bool {
 	return userOK&passOK == 1
 }
 
-// htpasswd holds bcrypt hashes by user name, as written by
-// `htpasswd -B` (Apache) or any bcrypt tool.
-type htpasswd struct {
-	hashes map[string][]byte
+// htpasswdFile is an htpasswd file of bcrypt hashes, as written by
+// `htpasswd -B` (Apache) or any bcrypt tool, read by go-htpasswd with only
+// a bcrypt parser enabled.
+type htpasswdFile struct {
+	file *htpasswd.File
 	// dummy is compared against for unknown users, so that a wrong user
-	// name costs as much time as a wrong password.
+	// name costs as much time as a wrong password (go-htpasswd's Match
+	// answers an unknown user at once).
 	dummy []byte
 }
 
-func loadHtpasswd(path string) (*htpasswd, error) {
-	f, err := os.Open(path)
+// errNotBcrypt marks a line whose hash is no bcrypt hash. go-htpasswd's own
+// message for it would quote the hash.
+var errNotBcrypt = errors.New("not a bcrypt hash")
+
+func loadHtpasswd(path string) (*htpasswdFile, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("credentials_file: cannot read %q (relative names are resolved against the service root): %w", path, err)
 	}
-	defer f.Close()
-	h := &htpasswd{hashes: make(map[string][]byte)}
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		user, hash, ok := strings.Cut(text, ":")
-		if !ok || user == "" {
-			return nil, fmt.Errorf("credentials_file %q line %d: want user:bcrypt-hash", path, line)
-		}
+	h := &htpasswdFile{}
+	bcryptOnly := func(hash string) (htpasswd.EncodedPasswd, error) {
+		// go-htpasswd's parser looks at the prefix only; a hash bcrypt
+		// cannot use is refused here, not found out at every login.
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("credentials_file %q line %d: user %q: only bcrypt hashes are accepted (htpasswd -B): %w", path, line, user, err)
+			return nil, errNotBcrypt
 		}
-		h.hashes[user] = []byte(hash)
+		if h.dummy == nil {
+			h.dummy = []byte(hash)
+		}
+		return htpasswd.AcceptBcrypt(hash)
 	}
-	if err := sc.Err(); err != nil {
+	lines, accounts := accountLines(data)
+	bad := 0
+	h.file, err = htpasswd.NewFromReader(lines, []htpasswd.PasswdParser{bcryptOnly}, func(error) { bad++ })
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("credentials_file %q: %w", path, err)
-	}
-	if len(h.hashes) == 0 {
+	case bad > 0:
+		return nil, fmt.Errorf("credentials_file %q: %d of %d lines are not user:bcrypt-hash; only bcrypt hashes are accepted (htpasswd -B)", path, bad, accounts)
+	case accounts == 0:
 		return nil, fmt.Errorf("credentials_file %q: no accounts", path)
-	}
-	for _, hash := range h.hashes {
-		h.dummy = hash
-		break
 	}
 	return h, nil
 }
 
-func (h *htpasswd) verify(username, password string) bool {
-	hash, ok := h.hashes[username]
-	if !ok {
+// accountLines drops comment lines (those starting with "#", as Apache's
+// mod_authn_file does), which go-htpasswd would take for malformed
+// accounts, and counts the lines left that are not blank.
+func accountLines(data []byte) (io.Reader, int) {
+	var kept bytes.Buffer
+	accounts := 0
+	for line := range bytes.Lines(data) {
+		trimmed := bytes.TrimSpace(line)
+		if len(trimmed) == 0 || trimmed[0] == '#' {
+			continue
+		}
+		accounts++
+		kept.Write(trimmed)
+		kept.WriteByte('\n')
+	}
+	return &kept, accounts
+}
+
+func (h *htpasswdFile) verify(username, password string) bool {
+	if !h.file.Exists(username) {
 		_ = bcrypt.CompareHashAndPassword(h.dummy, []byte(password))
 		return false
 	}
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	return h.file.Match(username, password)
 }
 
 // loginServer is the server side of the LOGIN mechanism, which go-sasl

@@ -206,6 +206,7 @@ func (cfg *Config) Validate() error {
 	}{
 		{"timeout", cfg.Timeout}, {"data_timeout", cfg.DataTimeout}, {"pipeline_timeout", cfg.PipelineTimeout},
 		{"stats_frequency", cfg.StatsFrequency}, {"tls.reload_interval", cfg.TLS.ReloadInterval},
+		{"proxy_protocol.timeout", cfg.ProxyProtocol.Timeout},
 	} {
 		if int64(s.value) > maxSeconds {
 			add(s.field, "must be at most %d seconds, got %d", maxSeconds, s.value)
@@ -397,3 +398,27 @@ func (cfg *Config) port() int {
 	}
 	return *cfg.Port
 }
+
+// The device schema gives times in whole seconds. They become durations
+// here and only here; Validate has checked that each fits a time.Duration.
+
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// idleTimeout is timeout: how long a client has for one command line, and
+// a write to the client.
+func (cfg *Config) idleTimeout() time.Duration { return seconds(cfg.Timeout) }
+
+// dataTimeout bounds one whole DATA/BDAT transfer.
+func (cfg *Config) dataTimeout() time.Duration { return seconds(cfg.DataTimeout) }
+
+// pipelineTimeout bounds how long a message waits for the pipeline.
+func (cfg *Config) pipelineTimeout() time.Duration { return seconds(cfg.PipelineTimeout) }
+
+// statsInterval is how often the stats line is logged.
+func (cfg *Config) statsInterval() time.Duration { return seconds(cfg.StatsFrequency) }
+
+// reloadInterval is how often the certificate and key are re-read; 0 never.
+func (t *TLSConfig) reloadInterval() time.Duration { return seconds(t.ReloadInterval) }
+
+// headerTimeout is how long a trusted proxy has to send its PROXY header.
+func (p *ProxyProtocolConfig) headerTimeout() time.Duration { return seconds(p.Timeout) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"go.uber.org/zap"
 )
 
 // replyTooManyConnections is written before go-smtp ever sees a connection
@@ -117,6 +118,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		ip := remoteIP(c)
 		if reason := l.w.r.limiter.acquire(ip); reason != "" {
 			l.w.connectionRejected(reason)
+			l.w.r.secLog.warn(ip, eventConnRefused, "SMTP connection refused: too many connections", zap.String("reason", reason))
 			// Best effort: the client may already be gone.
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = io.WriteString(c, replyTooManyConnections)
@@ -191,8 +193,17 @@ type trackedConn struct {
 	// waiting is true while go-smtp waits in Read with nothing buffered:
 	// it is between commands and writes nothing.
 	waiting bool
+	// commandWait is true from go-smtp's call for a command line until
+	// bytes arrive: a deadline firing then finds it waiting for a command
+	// (between BDAT chunks, during a transfer).
+	commandWait bool
 	// ended is set when the drain has answered 421 and closed.
 	ended bool
+
+	// tlsServerName and tlsFailure describe a TLS handshake for the log
+	// when it fails.
+	tlsServerName string
+	tlsFailure    string
 
 	closeAfterReply atomic.Bool
 	tlsStarted      atomic.Bool
@@ -209,8 +220,8 @@ func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
 		br:          bufio.NewReaderSize(c, cfg.BufferSize),
 		guard:       newLineGuard(cfg.MaxLineLength),
 		closed:      make(chan struct{}),
-		idle:        time.Duration(cfg.Timeout) * time.Second,
-		dataTimeout: time.Duration(cfg.DataTimeout) * time.Second,
+		idle:        cfg.idleTimeout(),
+		dataTimeout: cfg.dataTimeout(),
 		minRate:     float64(cfg.MinDataRate),
 	}
 	if !cfg.TLS.Implicit {
@@ -244,6 +255,9 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waiting = false
+	if n > 0 {
+		c.commandWait = false
+	}
 	if c.ended {
 		// The drain answered 421 while this read waited: what arrived
 		// meanwhile is not served.
@@ -271,20 +285,29 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // (the session closes the connection after it).
 func (c *trackedConn) timedOutLocked(err error) error {
 	c.expired = true
+	reply := replyIdleTimeout
 	if c.inData {
 		c.dataFailure = errDataTooSlow
 		if !time.Now().Before(c.dataDeadline) {
 			c.dataFailure = errDataTooLong
 		}
-		c.closeAfterReply.Store(true)
-		return c.dataFailure
+		if !c.commandWait {
+			// In the middle of message content: go-smtp sends the 421
+			// (from Data, or as the error of a BDAT chunk read).
+			c.closeAfterReply.Store(true)
+			return c.dataFailure
+		}
+		// Waiting for the next BDAT command: go-smtp would call it a
+		// connection error; the reply is the transfer's.
+		reply = c.dataFailure.Message
+		reply = "421 4.4.2 " + reply + "\r\n"
 	}
 	if c.replyConn == nil {
 		return err // TLS handshake under way: go-smtp answers
 	}
 	c.ended = true
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.replyConn, replyIdleTimeout)
+	_, _ = io.WriteString(c.replyConn, reply)
 	_ = c.Close()
 	return net.ErrClosed
 }
@@ -323,6 +346,7 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	c.guard.commandRead()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.commandWait = true
 	if c.draining && !c.inData {
 		// go-smtp is about to read the next command: end the session.
 		if c.replyConn != nil {
@@ -441,11 +465,30 @@ func (c *trackedConn) tlsUp(tc *tls.Conn) {
 
 // tlsPending marks a handshake in progress: until it is done, nothing but
 // go-smtp may write.
-func (c *trackedConn) tlsPending() {
+func (c *trackedConn) tlsPending(serverName string) {
 	c.tlsStarted.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.replyConn = nil
+	c.tlsServerName = serverName
+}
+
+// tlsFailed records why a handshake cannot succeed.
+func (c *trackedConn) tlsFailed(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tlsFailure = reason
+}
+
+// tlsFailureFields describe a failed handshake for the log.
+func (c *trackedConn) tlsFailureFields() []zap.Field {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reason := c.tlsFailure
+	if reason == "" {
+		reason = "the handshake did not complete after the client hello (no common TLS version or cipher suite, the client refused the certificate, or it gave up)"
+	}
+	return []zap.Field{zap.String("reason", reason), zap.String("tls.server_name", c.tlsServerName)}
 }
 
 // trackedConnOf finds the trackedConn under a connection go-smtp hands out,

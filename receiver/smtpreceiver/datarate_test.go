@@ -66,8 +66,8 @@ func TestSlowDataIsClosed(t *testing.T) {
 			sent := trickle(c, 200*time.Millisecond, 50)
 			require.Less(t, sent, 50, "the server let the client trickle for %v", 50*200*time.Millisecond)
 			got := c.reply()
-			assert.True(t, strings.HasPrefix(got, "421 4.4.2 "), got)
-			assert.True(t, c.closed())
+			assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", got)
+			assertNothingMore(t, c)
 			assert.Empty(t, records(sink))
 			require.Eventually(t, func() bool {
 				return sumWith(tel, "otelcol_smtp_messages_rejected", attribute.String("reason", "too_slow")) == 1

@@ -6,13 +6,29 @@ import (
 	"context"
 	"errors"
 	"net"
-	"syscall"
+	"strings"
 )
 
-var (
-	errAddrInUse  = errors.New("address in use")
-	errPermission = syscall.EACCES
-)
+// isAddrInUse and isPermission recognise bind errors by the system's error
+// number where there is one (addrInUseErrno, permissionErrno) and else by
+// their text.
+func isAddrInUse(err error) bool {
+	return isBindError(err, addrInUseErrno, "address already in use")
+}
+
+func isPermission(err error) bool {
+	return isBindError(err, permissionErrno, "permission denied")
+}
+
+func isBindError(err, errno error, text string) bool {
+	if err == nil {
+		return false
+	}
+	if errno != nil && errors.Is(err, errno) {
+		return true
+	}
+	return strings.Contains(strings.ToLower(err.Error()), text)
+}
 
 // listen binds a TCP listener; SO_REUSEPORT multi-worker mode needs a Unix.
 func listen(ctx context.Context, addr string, reuse bool, rcvbuf int) (net.Listener, error) {

@@ -4,16 +4,16 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 
 import (
 	"context"
+	"errors"
 	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-var (
-	errAddrInUse  = syscall.EADDRINUSE
-	errPermission = syscall.EACCES
-)
+func isAddrInUse(err error) bool { return errors.Is(err, syscall.EADDRINUSE) }
+
+func isPermission(err error) bool { return errors.Is(err, syscall.EACCES) }
 
 // listen binds a TCP listener. With reuse, SO_REUSEPORT lets every worker
 // bind the same address and port, and the kernel spreads new connections

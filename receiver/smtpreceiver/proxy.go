@@ -83,7 +83,7 @@ func newProxyListener(ln net.Listener, w *worker) net.Listener {
 	l := &proxyListener{
 		Listener: ln,
 		w:        w,
-		timeout:  time.Duration(cfg.Timeout) * time.Second,
+		timeout:  cfg.headerTimeout(),
 		ready:    make(chan net.Conn),
 		err:      make(chan error, 1),
 		done:     make(chan struct{}),
@@ -126,16 +126,26 @@ func (l *proxyListener) Close() error {
 
 func (l *proxyListener) acceptLoop() {
 	defer l.wg.Done()
+	backoff := 5 * time.Millisecond
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if l.isClosed() || errors.Is(err, net.ErrClosed) {
+				l.err <- err
+				return
 			}
-			l.err <- err
-			return
+			// A passing failure (out of file descriptors, a connection
+			// reset before accept): wait and go on, as go-smtp's own
+			// accept loop would, instead of ending the worker.
+			l.w.r.set.Logger.Debug("accept failed; retrying", zap.Error(err), zap.Duration("in", backoff))
+			select {
+			case <-time.After(backoff):
+			case <-l.done:
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
+		backoff = 5 * time.Millisecond
 		if !l.isTrusted(remoteIP(c)) {
 			// Served as it is: its socket address is the client. A PROXY
 			// header it sends is an unknown command to the session.
@@ -151,7 +161,11 @@ func (l *proxyListener) acceptLoop() {
 			defer l.wg.Done()
 			pc, err := l.readHeader(c)
 			l.removePending(c)
-			if err != nil {
+			switch {
+			case err != nil && l.isClosed():
+				_ = c.Close() // shutdown closed it while it waited
+				return
+			case err != nil:
 				l.refuse(c, err)
 				return
 			}
@@ -177,6 +191,12 @@ func (l *proxyListener) deliver(c net.Conn) {
 	case <-l.done:
 		_ = c.Close()
 	}
+}
+
+func (l *proxyListener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 func (l *proxyListener) addPending(c net.Conn) bool {

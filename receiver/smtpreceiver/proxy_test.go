@@ -162,7 +162,8 @@ func TestProxyClientAddressDrivesPerClientLimit(t *testing.T) {
 	r := startReceiver(t, testConfig(func(c *Config) {
 		behindProxy("127.0.0.1/32")(c)
 		c.MaxConnectionsPerClient = 1
-		c.TrustedNetworks = nil // the balancer's own address is not exempt either
+		// The balancer's own address is not exempt; a client network is.
+		c.TrustedNetworks = []string{"198.51.100.0/24"}
 	}), new(consumertest.LogsSink))
 	open := func(client string) *rawClient {
 		c := rawDial(t, r.addr())
@@ -175,6 +176,10 @@ func TestProxyClientAddressDrivesPerClientLimit(t *testing.T) {
 	assert.Equal(t, strings.TrimSpace(replyTooManyConnections), second.reply(), "same client: over its limit")
 	other := open("203.0.113.8")
 	assert.True(t, strings.HasPrefix(other.reply(), "220 "), "another client behind the same balancer is served")
+	for i := range 2 {
+		trusted := open("198.51.100.5")
+		assert.True(t, strings.HasPrefix(trusted.reply(), "220 "), "connection %d of a client in trusted_networks (by its header address) is exempt", i+1)
+	}
 }
 
 func TestProxyProtocolValidate(t *testing.T) {

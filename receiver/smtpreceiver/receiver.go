@@ -3,12 +3,12 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log"
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +53,7 @@ type smtpReceiver struct {
 	shutdownGrace   time.Duration
 	creds           credentials
 	throttle        *authThrottle
+	secLog          *securityLog
 	limiter         *connLimiter
 	recipients      *recipientFilter
 	tlsConfig       *tls.Config
@@ -105,8 +106,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
 		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
-		pipelineTimeout: time.Duration(cfg.PipelineTimeout) * time.Second,
+		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,
+		secLog:          newSecurityLog(set.Logger),
 		conns:           make(map[*trackedConn]struct{}),
 	}, nil
 }
@@ -195,22 +197,14 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		}
 	}
 
-	addr := r.cfg.listenAddress()
-	for i := range count {
-		ln, err := listen(ctx, addr, r.cfg.Reuse, r.cfg.SocketReceiveBuffer)
-		if err != nil {
-			r.closeListeners()
-			r.workers = nil
-			r.cancelConsume()
-			r.closeSenderAuth()
-			r.telemetry.Shutdown()
-			return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
-		}
-		if i == 0 && r.cfg.port() == 0 {
-			// Port 0 picks a free port; the other workers share that one.
-			addr = ln.Addr().String()
-		}
-		r.workers = append(r.workers, r.newWorker(i, ln))
+	if err := r.listenAll(ctx, count); err != nil {
+		r.closeListeners()
+		r.workers = nil
+		ports.release(r.set.ID)
+		r.cancelConsume()
+		r.closeSenderAuth()
+		r.telemetry.Shutdown()
+		return err
 	}
 
 	for _, w := range r.workers {
@@ -224,7 +218,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	r.statsWG.Add(1)
 	go func() {
 		defer r.statsWG.Done()
-		r.reportStats(time.Duration(r.cfg.StatsFrequency) * time.Second)
+		r.reportStats(r.cfg.statsInterval())
 	}()
 
 	logger.Info("SMTP receiver listening",
@@ -239,18 +233,56 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	return nil
 }
 
+// listenAll binds the listeners of count workers on one address and port,
+// after making sure no other receiver of this collector and no other
+// socket already listens there.
+func (r *smtpReceiver) listenAll(ctx context.Context, count int) error {
+	host := strings.Trim(r.cfg.Address, "[]")
+	addr := r.cfg.listenAddress()
+	if port := r.cfg.port(); port != 0 {
+		if err := ports.claim(r.set.ID, newPortKey(host, port)); err != nil {
+			return err
+		}
+		if r.cfg.Reuse {
+			if err := probeFree(ctx, addr); err != nil {
+				return r.listenError(addr, err)
+			}
+		}
+	}
+	for i := range count {
+		ln, err := listen(ctx, addr, r.cfg.Reuse, r.cfg.SocketReceiveBuffer)
+		if err != nil {
+			return r.listenError(addr, err)
+		}
+		if i == 0 && r.cfg.port() == 0 {
+			// Port 0 picks a free port; the other workers share that one.
+			addr = ln.Addr().String()
+			if err := ports.claim(r.set.ID, listenerKey(host, ln)); err != nil {
+				_ = ln.Close()
+				return err
+			}
+		}
+		r.workers = append(r.workers, r.newWorker(i, ln))
+	}
+	return nil
+}
+
+func (r *smtpReceiver) listenError(addr string, err error) error {
+	return fmt.Errorf("smtp receiver %s: cannot listen on %s: %w%s", r.set.ID, addr, err, listenHint(err))
+}
+
 func listenHint(err error) string {
 	switch {
-	case errors.Is(err, errAddrInUse):
-		return " (another process already uses this port: stop it or choose another port)"
-	case errors.Is(err, errPermission):
+	case isAddrInUse(err):
+		return " (another process or socket already uses this port: stop it or choose another port; with reuse: true only the workers of one receiver may share it)"
+	case isPermission(err):
 		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE: sudo setcap 'cap_net_bind_service=+ep' <collector binary>, or use a port above 1023)"
 	}
 	return ""
 }
 
 func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
-	w := &worker{r: r, index: index, attrs: newWorkerAttrs(index)}
+	w := &worker{r: r, index: index, attrs: newWorkerAttrs(r.set.ID, index)}
 	var implicit *tls.Config
 	if r.tlsConfig != nil && r.cfg.TLS.Implicit {
 		implicit = r.tlsConfig
@@ -260,8 +292,8 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	}
 	w.ln = &limitListener{Listener: newProxyListener(ln, w), w: w, tlsConfig: implicit}
 	// go-smtp's own log lines carry connection errors of misbehaving clients;
-	// they belong at debug level.
-	w.errorLog = log.New(&zapWriter{logger: r.set.Logger.With(zap.Int("worker", index))}, "", 0)
+	// they belong at debug level (a level zap knows, so no error).
+	w.errorLog, _ = zap.NewStdLogAt(r.set.Logger.With(zap.Int("worker", index)), zap.DebugLevel)
 	return w
 }
 
@@ -279,8 +311,8 @@ func (w *worker) newServer(tc *trackedConn) *smtp.Server {
 	s.Debug = tc.guard
 	// Recipients are counted in the session, which also records the metric.
 	s.MaxRecipients = 0
-	s.ReadTimeout = time.Duration(cfg.Timeout) * time.Second
-	s.WriteTimeout = time.Duration(cfg.Timeout) * time.Second
+	s.ReadTimeout = cfg.idleTimeout()
+	s.WriteTimeout = cfg.idleTimeout()
 	s.EnableSMTPUTF8 = true
 	// With TLS configured AUTH waits for it; without, the device's plain
 	// username/password still works (Start has logged a warning).
@@ -384,8 +416,6 @@ func (l *oneConnListener) Close() error {
 func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
 func (r *smtpReceiver) allWorkersFailed() bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
 	failed := 0
 	for _, w := range r.workers {
 		if w.stats.failed.Load() {
@@ -422,6 +452,7 @@ func (r *smtpReceiver) untrack(c *trackedConn) {
 	r.limiter.release(c.ip)
 	if c.tlsStarted.Load() && !c.tlsDone.Load() {
 		c.w.tlsHandshake(false)
+		r.secLog.warn(c.ip, eventTLSFailed, "TLS handshake failed", c.tlsFailureFields()...)
 	}
 	c.w.sessionClosed()
 	r.connsWG.Done()
@@ -483,6 +514,7 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	if !waitTimeout(&r.connsWG, nil, time.After(forcedCloseWait)) {
 		r.set.Logger.Warn("SMTP sessions still running after shutdown")
 	}
+	ports.release(r.set.ID)
 	r.cancelConsume()
 	r.closeSenderAuth()
 	close(r.stopStat)
@@ -518,19 +550,4 @@ func greetingDomain(configured string) string {
 		return h
 	}
 	return "localhost"
-}
-
-// zapWriter turns go-smtp's log lines into debug logs.
-type zapWriter struct{ logger *zap.Logger }
-
-func (z *zapWriter) Write(p []byte) (int, error) {
-	z.logger.Debug("smtp server", zap.String("message", string(trimNewline(p))))
-	return len(p), nil
-}
-
-func trimNewline(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
 }

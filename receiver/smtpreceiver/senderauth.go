@@ -177,7 +177,9 @@ func (r *smtpReceiver) closeSenderAuth() {
 func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 	t := r.telemetry
 	bg := context.Background()
-	var sets attrSets
+	// Every set names the receiver, like the other self-metrics, so that
+	// two receivers' series do not collide.
+	sets := &attrSets{receiver: attribute.String("receiver", r.set.ID.String())}
 	return &senderauth.Observer{
 		DNSQuery: func(qtype, outcome string) {
 			t.SMTPSenderAuthDNSQueries.Add(bg, 1, sets.get("query_type", qtype, "outcome", outcome))
@@ -189,7 +191,7 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 			t.SMTPSenderAuthResults.Add(bg, 1, sets.get("method", method, "result", result))
 		},
 		Duration: func(d time.Duration) {
-			t.SMTPSenderAuthDuration.Record(bg, d.Seconds())
+			t.SMTPSenderAuthDuration.Record(bg, d.Seconds(), sets.get())
 		},
 		Limited: func(limit string) {
 			t.SMTPSenderAuthLimited.Add(bg, 1, sets.get("limit", limit))
@@ -200,14 +202,18 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 // attrSets keeps the metric attribute sets built so far: their values come
 // from small fixed vocabularies (record types, RFC 8601 results), and the
 // hot path then allocates nothing for them.
-type attrSets struct{ m sync.Map }
+type attrSets struct {
+	receiver attribute.KeyValue
+	m        sync.Map
+}
 
+// get is the set of the receiver plus the key, value pairs.
 func (a *attrSets) get(kv ...string) metric.MeasurementOption {
 	key := strings.Join(kv, "\x00")
 	if v, ok := a.m.Load(key); ok {
 		return v.(metric.MeasurementOption)
 	}
-	list := make([]attribute.KeyValue, 0, len(kv)/2)
+	list := []attribute.KeyValue{a.receiver}
 	for i := 0; i+1 < len(kv); i += 2 {
 		list = append(list, attribute.String(kv[i], kv[i+1]))
 	}

@@ -109,7 +109,7 @@ func TestSenderAuthSignedAndUnsigned(t *testing.T) {
 
 	ignore := []metricdatatest.Option{metricdatatest.IgnoreTimestamp()}
 	result := func(method, res string, n int64) metricdata.DataPoint[int64] {
-		return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(attribute.String("method", method), attribute.String("result", res)), Value: n}
+		return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(receiverAttr(r), attribute.String("method", method), attribute.String("result", res)), Value: n}
 	}
 	metadatatest.AssertEqualSMTPSenderAuthResults(t, tel, []metricdata.DataPoint[int64]{
 		result("spf", "pass", 1), result("spf", "fail", 1), result("dkim", "pass", 1), result("dkim", "none", 1),
@@ -361,6 +361,10 @@ func TestSenderAuthLimitCounted(t *testing.T) {
 	auth := records(sink)[0].Body().Map().AsRaw()["auth"].(map[string]any)
 	assert.Equal(t, int64(1), auth["dkim"].(map[string]any)["signatures_not_verified"])
 	metadatatest.AssertEqualSMTPSenderAuthLimited(t, tel, []metricdata.DataPoint[int64]{
-		{Attributes: attribute.NewSet(attribute.String("limit", "max_dkim_signatures")), Value: 1},
+		{Attributes: attribute.NewSet(receiverAttr(r), attribute.String("limit", "max_dkim_signatures")), Value: 1},
 	}, metricdatatest.IgnoreTimestamp())
+}
+
+func receiverAttr(r *smtpReceiver) attribute.KeyValue {
+	return attribute.String("receiver", r.set.ID.String())
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -313,7 +314,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
-				if s.authFailed(sasl.Plain) {
+				if s.authFailed(sasl.Plain, "authorization identity differs from the user name") {
 					return errTooManyAuth
 				}
 				return errAuthzID
@@ -336,31 +337,52 @@ func (s *session) authenticate(mech, username, password string) error {
 		s.w.authAttempt(mech, true)
 		return nil
 	}
-	if s.authFailed(mech) {
+	if s.authFailed(mech, "invalid user name or password") {
 		return errTooManyAuth
 	}
 	return smtp.ErrAuthFailed
 }
 
-// authFailed counts a failure, slows repeat offenders down, and reports
-// whether the session has used up its attempts (it then closes after the
-// reply).
-func (s *session) authFailed(mech string) bool {
+// authFailed counts a failure, logs it, slows repeat offenders down, and
+// reports whether the session has used up its attempts (it then closes
+// after the reply).
+func (s *session) authFailed(mech, reason string) bool {
 	s.w.authAttempt(mech, false)
 	s.mu.Lock()
 	s.authFailures++
 	failures := s.authFailures
 	s.mu.Unlock()
+	closing := failures >= s.r.cfg.MaxAuthFailures
+	ip := s.clientIP()
+	s.r.secLog.warn(ip, eventAuthFailed, "SMTP AUTH failed",
+		zap.String("mechanism", mech), zap.String("reason", reason),
+		zap.Int("failures_in_session", failures), zap.Bool("closing", closing))
 	if s.conn != nil {
-		if d := s.r.throttle.failed(s.conn.ip); d > 0 {
+		if d := s.r.throttle.failed(ip); d > 0 {
+			s.r.secLog.warn(ip, eventThrottled, "SMTP client throttled after failed AUTH",
+				zap.Duration("delay", d), zap.String("mechanism", mech))
 			time.Sleep(d)
 		}
 	}
-	if failures < s.r.cfg.MaxAuthFailures {
+	if !closing {
 		return false
 	}
 	if s.conn != nil {
 		s.conn.closeAfterReply.Store(true)
 	}
 	return true
+}
+
+// clientIP is the client's address (from the PROXY header when there is
+// one).
+func (s *session) clientIP() netip.Addr {
+	if s.conn != nil {
+		return s.conn.ip
+	}
+	if s.remote != nil {
+		if a, ok := netip.AddrFromSlice(s.remote.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }

@@ -292,8 +292,35 @@ func TestDataTimeoutBoundsTheTransfer(t *testing.T) {
 		_, _ = c.conn.Write([]byte("line\r\n"))
 		time.Sleep(100 * time.Millisecond)
 	}
-	assert.True(t, c.closed())
+	assert.Equal(t, "421 4.4.2 Message transfer took longer than data_timeout, closing connection", c.reply())
+	assertNothingMore(t, c)
 	assert.Empty(t, records(sink))
+}
+
+// A client that stops between BDAT chunks gets one 421 for its transfer,
+// not go-smtp's connection error.
+func TestIdleBetweenBDATChunks(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 1 }), sink)
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<a@example.com>", "250")
+	c.expect("RCPT TO:<b@example.com>", "250")
+	c.send("BDAT 10\r\n0123456789")
+	assert.True(t, strings.HasPrefix(c.reply(), "250 "))
+	// No further chunk comes.
+	assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", c.reply())
+	assertNothingMore(t, c)
+	assert.Empty(t, records(sink))
+}
+
+// assertNothingMore requires that the server closes without another reply.
+func assertNothingMore(t *testing.T, c *rawClient) {
+	t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := c.rd.ReadString('\n')
+	assert.Empty(t, line, "a second reply")
+	assert.False(t, isTimeout(err), "the connection stays open")
 }
 
 func TestShutdown(t *testing.T) {
@@ -358,7 +385,7 @@ func TestPortInUse(t *testing.T) {
 	err = r.Start(context.Background(), nopHost())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot listen on 127.0.0.1:")
-	assert.Contains(t, err.Error(), "another process already uses this port")
+	assert.Contains(t, err.Error(), "another process or socket already uses this port")
 	assert.NoError(t, r.Shutdown(context.Background()))
 }
 

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
@@ -24,26 +25,29 @@ type workerStats struct {
 }
 
 // workerAttrs are the metric attribute sets of one worker, built once so the
-// hot path allocates nothing for them.
+// hot path allocates nothing for them. Every one names the receiver by its
+// component id: the collector adds nothing that tells two receivers apart
+// in its Prometheus output (with telemetry.newPipelineTelemetry it adds
+// scope attributes, which the exporter does not turn into labels, so two
+// receivers' series would collide and /metrics fail).
 type workerAttrs struct {
-	index  int
-	worker metric.MeasurementOption
+	receiver attribute.KeyValue
+	index    attribute.KeyValue
+	worker   metric.MeasurementOption
 }
 
-func newWorkerAttrs(index int) workerAttrs {
-	return workerAttrs{
-		index:  index,
-		worker: metric.WithAttributeSet(attribute.NewSet(attribute.Int("worker", index))),
-	}
+func newWorkerAttrs(id component.ID, index int) workerAttrs {
+	a := workerAttrs{receiver: attribute.String("receiver", id.String()), index: attribute.Int("worker", index)}
+	a.worker = metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index))
+	return a
 }
 
 func (a workerAttrs) with(key, value string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(attribute.Int("worker", a.index), attribute.String(key, value)))
+	return metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index, attribute.String(key, value)))
 }
 
 func (a workerAttrs) with2(k1, v1, k2, v2 string) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(
-		attribute.Int("worker", a.index), attribute.String(k1, v1), attribute.String(k2, v2)))
+	return metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index, attribute.String(k1, v1), attribute.String(k2, v2)))
 }
 
 // The recording methods below count into both the worker's totals and the

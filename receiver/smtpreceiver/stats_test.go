@@ -43,7 +43,7 @@ func observedReceiver(t *testing.T, cfg *Config, next consumer.Logs) (*smtpRecei
 }
 
 func workerAttr(extra ...attribute.KeyValue) attribute.Set {
-	return attribute.NewSet(append([]attribute.KeyValue{attribute.Int("worker", 0)}, extra...)...)
+	return attribute.NewSet(append([]attribute.KeyValue{attribute.String("receiver", "smtp"), attribute.Int("worker", 0)}, extra...)...)
 }
 
 func TestSelfMetrics(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"go.opentelemetry.io/collector/config/configtls"
+	"go.uber.org/zap"
 )
 
 // aeadCipherSuites are the TLS 1.2 suites offered: forward secret and
@@ -67,30 +67,25 @@ func (cfg *Config) serverTLS(ctx context.Context) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Checked here, with the resolved paths in the message, because the
-	// configtls error does not say where it looked.
-	if _, err := tls.LoadX509KeyPair(certPath, keyPath); err != nil {
-		return nil, fmt.Errorf("tls: cannot load certificate %q and key %q (cert_name/key_name are resolved against the service root, set service_root to change it): %w", certPath, keyPath, err)
-	}
-
 	sc := configtls.NewDefaultServerConfig()
 	sc.CertFile = certPath
 	sc.KeyFile = keyPath
+	// "" is TLS 1.2, configtls's default; Validate allows only 1.2 and 1.3.
 	sc.MinVersion = t.MinVersion
-	if sc.MinVersion == "" {
-		sc.MinVersion = "1.2"
-	}
 	sc.CipherSuites = aeadCipherSuites
-	sc.ReloadInterval = time.Duration(t.ReloadInterval) * time.Second
+	sc.ReloadInterval = t.reloadInterval()
+	where := fmt.Sprintf("cert_name %q, key_name %q", certPath, keyPath)
 	if t.ClientCAFile != "" {
 		if sc.ClientCAFile, err = cfg.resolve(t.ClientCAFile); err != nil {
 			return nil, err
 		}
 		sc.ReloadClientCAFile = t.ReloadInterval > 0
+		where += fmt.Sprintf(", client_ca_file %q", sc.ClientCAFile)
 	}
 	base, err := sc.LoadTLSConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w (client_ca_file is resolved against the service root)", err)
+		// configtls does not always say which file it could not use.
+		return nil, fmt.Errorf("tls: %w (%s; relative names are resolved against the service root, set service_root to change it)", err, where)
 	}
 	return base, nil
 }
@@ -101,8 +96,9 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 	// Each handshake gets its own copy of the configuration whose
 	// VerifyConnection marks the connection, so failed handshakes can be
 	// told from completed ones when the connection closes.
+	// The handshake runs with the configuration GetConfigForClient returns
+	// (base's versions and suites); the wrapper needs nothing else.
 	return &tls.Config{
-		MinVersion: base.MinVersion,
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			cfg := base
 			if base.GetConfigForClient != nil {
@@ -119,7 +115,19 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 			if tc == nil {
 				return cfg, nil
 			}
-			tc.tlsPending()
+			tc.tlsPending(hello.ServerName)
+			if get := cfg.GetCertificate; get != nil {
+				cfg.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+					cert, err := get(h)
+					if err != nil {
+						tc.tlsFailed("certificate unavailable: " + err.Error())
+						tc.w.r.secLog.warn(tc.ip, eventCertUnavailable,
+							"TLS certificate or key cannot be loaded (after a reload?); TLS handshakes fail until it is fixed",
+							zap.String("reason", err.Error()))
+					}
+					return cert, err
+				}
+			}
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				tc.guard.tlsUp(cs)
 				tc.tlsDone.Store(true)
