@@ -4,8 +4,13 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer/consumertest"
 )
@@ -97,4 +102,106 @@ func (c *benchClient) transaction(from, msg string) {
 	c.expect("354")
 	c.send(msg + ".\r\n")
 	c.expect("250")
+}
+
+// BenchmarkIdleConnections opens idleConns connections that each read the
+// greeting, say EHLO, read the reply and then sit idle, as the load
+// harness's idle test does, and reports what the process holds per
+// connection: Go heap in use after a GC, goroutine stacks, and RSS. Client
+// and server share the process; the client side is a bare net.Conn (no
+// buffers, no goroutine), a few hundred bytes of the heap figure. It
+// reports and asserts nothing: memory depends on the Go runtime.
+func BenchmarkIdleConnections(b *testing.B) {
+	const idleConns = 1000
+	cfg := testConfig(func(c *Config) {
+		c.MaxConnections, c.MaxConnectionsPerClient, c.Timeout = 2*idleConns, 2*idleConns, 300
+	})
+	r := startBenchReceiver(b, cfg)
+
+	for b.Loop() {
+		before := memoryInUse()
+		conns := make([]net.Conn, 0, idleConns)
+		for range idleConns {
+			c, err := net.Dial("tcp", r.addr())
+			if err != nil {
+				b.Fatal(err)
+			}
+			conns = append(conns, c)
+			if err := sayEHLO(c); err != nil {
+				b.Fatal(err)
+			}
+		}
+		after := memoryInUse()
+		if p := os.Getenv("IDLE_HEAP_PROFILE"); p != "" {
+			f, _ := os.Create(p)
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+		b.ReportMetric(float64(after.heap-before.heap)/idleConns, "heap-B/conn")
+		b.ReportMetric(float64(after.stack-before.stack)/idleConns, "stack-B/conn")
+		b.ReportMetric(float64(after.rss-before.rss)/idleConns, "rss-B/conn")
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+}
+
+// sayEHLO reads the greeting, sends EHLO and reads the whole reply, with a
+// buffer on the stack.
+func sayEHLO(c net.Conn) error {
+	var buf [512]byte
+	readReply := func() error {
+		got := ""
+		for !strings.Contains(got, "\n250 ") && !strings.HasPrefix(got, "220 ") {
+			n, err := c.Read(buf[:])
+			if err != nil {
+				return err
+			}
+			got += string(buf[:n])
+		}
+		return nil
+	}
+	if err := readReply(); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte("EHLO idle.example.com\r\n")); err != nil {
+		return err
+	}
+	var buf2 [512]byte
+	got := ""
+	for !strings.Contains(got, "250 ") {
+		n, err := c.Read(buf2[:])
+		if err != nil {
+			return err
+		}
+		got += string(buf2[:n])
+	}
+	return nil
+}
+
+type memoryUse struct{ heap, stack, rss int64 }
+
+// memoryInUse settles the heap and reads it, the stacks and the RSS.
+func memoryInUse() memoryUse {
+	time.Sleep(100 * time.Millisecond) // let the sessions reach their idle read
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return memoryUse{heap: int64(ms.HeapInuse), stack: int64(ms.StackInuse), rss: residentBytes()}
+}
+
+// residentBytes is the process's RSS from /proc/self/statm, 0 where there
+// is none.
+func residentBytes() int64 {
+	data, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(fields[1], 10, 64)
+	return pages * int64(os.Getpagesize())
 }

@@ -1,7 +1,7 @@
 package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver"
 
 import (
-	"bufio"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"go.uber.org/zap"
 )
 
-// replyTooManyConnections is written before go-smtp ever sees a connection
-// that is over a limit, so the client learns why it is closed.
-const replyTooManyConnections = "421 4.7.0 Too many connections, try again later\r\n"
+// A connection's life: limitListener (limits.go) admits it and opens a
+// trackedConn, which the receiver's connSet holds until it closes. The
+// session calls beginData/endData around a transfer, transferFailure after
+// one, closeAfterReply to end the session after its reply, and tlsUp; the
+// receiver's Shutdown calls connSet.stop, drain, closeAll and wait.
 
 // replyShuttingDown ends a session that waits for its next command when the
 // receiver shuts down.
@@ -31,161 +32,210 @@ const replyTooLongLine = "500 5.4.0 Too long line, closing connection\r\n"
 // timeout (go-smtp's own text for it is a joke).
 const replyIdleTimeout = "421 4.4.2 Idle timeout, closing connection\r\n"
 
-// Replies to a message transfer that is too slow. They are SMTPErrors so
-// that go-smtp sends them as they are, whether they come from Data (DATA)
-// or from a read of a BDAT chunk.
-var (
-	errDataTooSlow = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer too slow (below min_data_rate), closing connection"}
-	errDataTooLong = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message transfer took longer than data_timeout, closing connection"}
-)
+// replyWriteWait bounds the write of a last reply: the client may be gone,
+// or not reading.
+const replyWriteWait = time.Second
 
-// connLimiter counts open connections across all workers, in total and per
-// client address; trusted networks are exempt from the per-client limit.
-type connLimiter struct {
-	maxTotal     int
-	maxPerClient int
-	trusted      []netip.Prefix
+// sayAndClose writes a last reply, best effort, and closes.
+func sayAndClose(c net.Conn, reply string) {
+	_ = c.SetWriteDeadline(time.Now().Add(replyWriteWait))
+	_, _ = io.WriteString(c, reply)
+	_ = c.Close()
+}
 
+// connSet is the receiver's open connections. Once stopped it takes no
+// more, so Shutdown can drain and close every one and wait for them.
+type connSet struct {
 	mu    sync.Mutex
-	total int
-	per   map[netip.Addr]int
+	conns map[*trackedConn]struct{}
+	wg    sync.WaitGroup
+	// stopping is written under mu (add must not race with stop) and read
+	// without it by the accept loops.
+	stopping atomic.Bool
 }
 
-func newConnLimiter(cfg *Config) *connLimiter {
-	l := &connLimiter{
-		maxTotal:     cfg.MaxConnections,
-		maxPerClient: cfg.MaxConnectionsPerClient,
-		per:          make(map[netip.Addr]int),
-	}
-	for _, n := range cfg.TrustedNetworks {
-		if p, err := parseNetwork(n); err == nil { // Validate has refused bad ones
-			l.trusted = append(l.trusted, p)
-		}
-	}
-	return l
+func newConnSet() *connSet {
+	return &connSet{conns: make(map[*trackedConn]struct{})}
 }
 
-func (l *connLimiter) isTrusted(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range l.trusted {
-		if p.Contains(ip) {
-			return true
-		}
+// add registers c, unless Shutdown has begun.
+func (s *connSet) add(c *trackedConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *connSet) remove(c *trackedConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// stop takes no more connections and returns those open; ok is false when
+// it had already stopped.
+func (s *connSet) stop() (open []*trackedConn, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return nil, false
+	}
+	s.stopping.Store(true)
+	return s.listLocked(), true
+}
+
+func (s *connSet) isStopping() bool { return s.stopping.Load() }
+
+func (s *connSet) listLocked() []*trackedConn {
+	conns := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// closeAll closes the connections still open.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := s.listLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// wait waits for every connection to close until a or b fires; it reports
+// whether they all did.
+func (s *connSet) wait(a <-chan struct{}, b <-chan time.Time) bool {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-a:
+	case <-b:
 	}
 	return false
 }
 
-// acquire admits a connection from ip, or returns the reason it may not.
-func (l *connLimiter) acquire(ip netip.Addr) (reason string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= l.maxTotal {
-		return "max_connections"
-	}
-	if l.per[ip] >= l.maxPerClient && !l.isTrusted(ip) {
-		return "max_connections_per_client"
-	}
-	l.total++
-	l.per[ip]++
-	return ""
+// handlerReaper waits, one after the other, for go-smtp's handlers of
+// closed connections to return, so that Shutdown can wait for every
+// handler without a goroutine per open connection waiting for its own
+// (see worker.serveConn). A handler returns moments after its connection
+// closes, unless its session is still in the pipeline.
+type handlerReaper struct {
+	mu      sync.Mutex
+	pending []*smtp.Server
+	stopped bool           // set by stop; later servers are not waited for
+	left    sync.WaitGroup // handed over, not returned yet
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
 }
 
-func (l *connLimiter) release(ip netip.Addr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if l.per[ip] <= 1 {
-		delete(l.per, ip)
-	} else {
-		l.per[ip]--
+func startHandlerReaper() *handlerReaper {
+	h := &handlerReaper{wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go h.run()
+	return h
+}
+
+// add hands over the server of a closed connection.
+func (h *handlerReaper) add(s *smtp.Server) {
+	h.mu.Lock()
+	if h.stopped {
+		// A connection that outlived Shutdown's wait (it logged a
+		// warning): there is no one left to wait for its handler.
+		h.mu.Unlock()
+		return
+	}
+	h.pending = append(h.pending, s)
+	h.left.Add(1)
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
 	}
 }
 
-// limitListener admits connections within the limits, wraps each in a
-// trackedConn, and for implicit TLS in a tls.Conn, before go-smtp serves it.
-type limitListener struct {
-	net.Listener
-	w         *worker
-	tlsConfig *tls.Config // non-nil for implicit TLS
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
+func (h *handlerReaper) run() {
+	defer close(h.done)
 	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
+		select {
+		case <-h.wake:
+		case <-h.quit:
+			return
 		}
-		ip := remoteIP(c)
-		if reason := l.w.r.limiter.acquire(ip); reason != "" {
-			l.w.connectionRejected(reason)
-			l.w.r.secLog.warn(ip, eventConnRefused, "SMTP connection refused: too many connections", zap.String("reason", reason))
-			// Best effort: the client may already be gone.
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(c, replyTooManyConnections)
-			_ = c.Close()
-			continue
+		h.mu.Lock()
+		batch := h.pending
+		h.pending = nil
+		h.mu.Unlock()
+		for _, s := range batch {
+			// Its one connection is closed and its listener has none
+			// left: Shutdown waits for the handler to return.
+			_ = s.Shutdown(context.Background())
+			h.left.Done()
 		}
-		tc := newTrackedConn(c, l.w, ip)
-		if !l.w.r.track(tc) {
-			// Shutdown has begun: this connection slipped in as the
-			// listener closed.
-			l.w.r.limiter.release(ip)
-			_ = c.Close()
-			return nil, net.ErrClosed
-		}
-		if l.tlsConfig != nil {
-			return tls.Server(tc, l.tlsConfig), nil
-		}
-		return tc, nil
 	}
 }
 
-func remoteIP(c net.Conn) netip.Addr {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		if a, ok := netip.AddrFromSlice(ta.IP); ok {
-			return a.Unmap()
-		}
-	}
-	return netip.Addr{}
+// stop waits for the handlers handed over so far, then ends the reaper.
+func (h *handlerReaper) stop() {
+	h.mu.Lock()
+	h.stopped = true // no Add after this, so none races with Wait
+	h.mu.Unlock()
+	h.left.Wait()
+	close(h.quit)
+	<-h.done
 }
 
-// trackedConn is the connection go-smtp reads and writes through. It owns
-// the read deadlines, because go-smtp's own are too lenient: its line reader
-// hands a partial line to the command parser when a deadline fires, so a
-// client trickling one byte at a time outlives the timeout several times
-// over. Here a fired deadline is final: every later read fails at once, and
-// go-smtp answers 421 and closes. It also
-//   - reads the socket through a buffer of buffer_size bytes,
-//   - bounds a whole DATA/BDAT transfer by data_timeout while extending the
-//     idle deadline as bytes arrive,
+// trackedConn is the connection go-smtp reads and writes through. It
+// decides when and how a session ends; the limits it applies, its read
+// buffer and its TLS handshake's accounting are parts of their own.
+//
+// It owns the read deadlines, because go-smtp's own are too lenient: its
+// line reader hands a partial line to the command parser when a deadline
+// fires, so a client trickling one byte at a time outlives the timeout
+// several times over. Here a fired deadline is final: every later read
+// fails at once, and go-smtp answers 421 and closes. Beyond that it
+//   - extends the idle deadline as message bytes arrive, within the
+//     transfer's limits (transferClock);
 //   - lets Shutdown drain sessions: one waiting for a command hears 421 at
-//     once, one in DATA finishes its message first,
+//     once, one in DATA finishes its message first;
 //   - closes itself after the next reply when the session asks it to.
 type trackedConn struct {
 	net.Conn
 	w     *worker
 	ip    netip.Addr
-	br    *bufio.Reader
+	rd    pooledReader
 	guard *lineGuard
-	// closed is closed with the connection.
-	closed chan struct{}
+	hs    tlsHandshake
+	idle  time.Duration
+	// now is the clock of the transfer limits (time.Now but in tests).
+	now func() time.Time
 
-	idle        time.Duration
-	dataTimeout time.Duration
-	// minRate is min_data_rate: bytes per second a transfer must keep up
-	// over each idle-timeout window.
-	minRate float64
+	// server is go-smtp's server of this connection. It goes to the
+	// receiver's handlerReaper once it is set and the connection closed,
+	// whichever comes last (handedOver makes that happen once).
+	server     atomic.Pointer[smtp.Server]
+	isClosed   atomic.Bool
+	handedOver atomic.Bool
 
-	mu           sync.Mutex
-	inData       bool
-	dataDeadline time.Time
-	windowStart  time.Time
-	windowBytes  int64
-	// dataFailure is the reply a transfer ended with when it was too slow
-	// or took too long; every later read fails with it.
-	dataFailure *smtp.SMTPError
-	draining    bool
-	expired     bool
+	mu       sync.Mutex
+	transfer transferClock
+	inData   bool
+	// failure is the reply a transfer ended with when it was too slow or
+	// took too long; every later read fails with it.
+	failure  *smtp.SMTPError
+	draining bool
+	expired  bool
 	// replyConn is what replies must be written through (this connection,
 	// or the tls.Conn over it once TLS is up); nil while a TLS handshake
 	// is pending, when only go-smtp can write.
@@ -197,46 +247,74 @@ type trackedConn struct {
 	// bytes arrive: a deadline firing then finds it waiting for a command
 	// (between BDAT chunks, during a transfer).
 	commandWait bool
-	// ended is set when the drain has answered 421 and closed.
+	// ended is set once a last reply is written and the connection closed.
 	ended bool
 
-	// tlsServerName and tlsFailure describe a TLS handshake for the log
-	// when it fails.
-	tlsServerName string
-	tlsFailure    string
-
-	closeAfterReply atomic.Bool
-	tlsStarted      atomic.Bool
-	tlsDone         atomic.Bool
-	closeOnce       sync.Once
+	closeAfter atomic.Bool
+	closeOnce  sync.Once
 }
 
-func newTrackedConn(c net.Conn, w *worker, ip netip.Addr) *trackedConn {
-	cfg := w.r.cfg
+// openTrackedConn wraps an admitted connection and registers it with the
+// receiver; it refuses (and closes) the connection once Shutdown has begun.
+func openTrackedConn(c net.Conn, w *worker, ip netip.Addr) (*trackedConn, bool) {
+	r := w.r
 	tc := &trackedConn{
-		Conn:        c,
-		w:           w,
-		ip:          ip,
-		br:          bufio.NewReaderSize(c, cfg.BufferSize),
-		guard:       newLineGuard(cfg.MaxLineLength),
-		closed:      make(chan struct{}),
-		idle:        cfg.idleTimeout(),
-		dataTimeout: cfg.dataTimeout(),
-		minRate:     float64(cfg.MinDataRate),
+		Conn:     c,
+		w:        w,
+		ip:       ip,
+		rd:       pooledReader{src: c, pool: r.readBuffers},
+		guard:    newLineGuard(r.cfg.MaxLineLength),
+		idle:     r.cfg.idleTimeout(),
+		now:      r.now,
+		transfer: newTransferClock(r.cfg),
 	}
-	if !cfg.TLS.Implicit {
+	if !r.cfg.TLS.Implicit {
 		tc.replyConn = c
 	}
 	tc.guard.onTooLong = tc.refuseLongLine
-	return tc
+	if !r.conns.add(tc) {
+		r.limiter.release(ip)
+		_ = c.Close()
+		return nil, false
+	}
+	w.sessionOpened()
+	return tc, true
+}
+
+// released gives back what the connection held, once it is closed.
+func (c *trackedConn) released() {
+	c.w.r.limiter.release(c.ip)
+	c.hs.closed(c.w, c.ip)
+	c.w.sessionClosed()
+	// Before leaving the set: once Shutdown sees every connection gone,
+	// every server is with the reaper.
+	c.handOver()
+	c.w.r.conns.remove(c)
+}
+
+// served records go-smtp's server of this connection, once its handler
+// runs.
+func (c *trackedConn) served(s *smtp.Server) {
+	c.server.Store(s)
+	if c.isClosed.Load() {
+		c.handOver()
+	}
+}
+
+// handOver gives the server to the reaper when the connection is closed
+// and the server known.
+func (c *trackedConn) handOver() {
+	if s := c.server.Load(); s != nil && c.isClosed.Load() && c.handedOver.CompareAndSwap(false, true) {
+		c.w.r.handlers.add(s)
+	}
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if c.expired {
 		defer c.mu.Unlock()
-		if c.dataFailure != nil {
-			return 0, c.dataFailure
+		if c.failure != nil {
+			return 0, c.failure
 		}
 		return 0, os.ErrDeadlineExceeded
 	}
@@ -244,10 +322,11 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	c.waiting = c.br.Buffered() == 0
+	bulk := c.inData
+	c.waiting = c.rd.buffered() == 0
 	c.mu.Unlock()
 
-	n, err := c.br.Read(p)
+	n, err := c.rd.Read(p, bulk)
 	if n > 0 {
 		c.guard.readBytes()
 	}
@@ -270,8 +349,8 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		return n, err
 	}
 	if c.inData && n > 0 {
-		if failure := c.checkRateLocked(n); failure != nil {
-			return n, failure
+		if failure := c.transfer.count(n, c.now()); failure != nil {
+			return n, c.failLocked(failure)
 		}
 		// Message content is arriving: the client is not idle.
 		_ = c.setReadDeadlineLocked(time.Now().Add(c.idle))
@@ -284,61 +363,40 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 // closes; in a transfer, the read fails with the 421 go-smtp is to send
 // (the session closes the connection after it).
 func (c *trackedConn) timedOutLocked(err error) error {
-	c.expired = true
 	reply := replyIdleTimeout
 	if c.inData {
-		c.dataFailure = errDataTooSlow
-		if !time.Now().Before(c.dataDeadline) {
-			c.dataFailure = errDataTooLong
-		}
+		failure := c.failLocked(c.transfer.timedOut(c.now()))
 		if !c.commandWait {
 			// In the middle of message content: go-smtp sends the 421
 			// (from Data, or as the error of a BDAT chunk read).
-			c.closeAfterReply.Store(true)
-			return c.dataFailure
+			return failure
 		}
 		// Waiting for the next BDAT command: go-smtp would call it a
 		// connection error; the reply is the transfer's.
-		reply = c.dataFailure.Message
-		reply = "421 4.4.2 " + reply + "\r\n"
+		reply = "421 4.4.2 " + c.failure.Message + "\r\n"
 	}
+	c.expired = true
 	if c.replyConn == nil {
 		return err // TLS handshake under way: go-smtp answers
 	}
-	c.ended = true
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.replyConn, reply)
-	_ = c.Close()
+	c.endLocked(reply)
 	return net.ErrClosed
 }
 
-// checkRateLocked counts n transfer bytes into the current window and, at
-// its end, refuses a transfer below min_data_rate.
-func (c *trackedConn) checkRateLocked(n int) error {
-	if c.minRate <= 0 {
-		return nil
-	}
-	c.windowBytes += int64(n)
-	now := time.Now()
-	elapsed := now.Sub(c.windowStart)
-	if elapsed < c.idle {
-		return nil
-	}
-	if float64(c.windowBytes) < c.minRate*elapsed.Seconds() {
-		c.expired = true
-		c.dataFailure = errDataTooSlow
-		c.closeAfterReply.Store(true)
-		return c.dataFailure
-	}
-	c.windowStart, c.windowBytes = now, 0
-	return nil
+// failLocked ends a transfer with reply: this read and every later one
+// fail with it, and the connection closes once go-smtp has sent it.
+func (c *trackedConn) failLocked(reply *smtp.SMTPError) error {
+	c.expired = true
+	c.failure = reply
+	c.closeAfter.Store(true)
+	return reply
 }
 
 // transferFailure is the 421 a too slow or too long transfer ended with.
 func (c *trackedConn) transferFailure() *smtp.SMTPError {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.dataFailure
+	return c.failure
 }
 
 // SetReadDeadline is called by go-smtp before every command line.
@@ -350,7 +408,7 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 	if c.draining && !c.inData {
 		// go-smtp is about to read the next command: end the session.
 		if c.replyConn != nil {
-			c.endLocked()
+			c.endLocked(replyShuttingDown)
 			return net.ErrClosed
 		}
 		t = time.Now() // go-smtp answers the timeout with a 421 itself
@@ -359,8 +417,8 @@ func (c *trackedConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *trackedConn) setReadDeadlineLocked(t time.Time) error {
-	if c.inData && t.After(c.dataDeadline) {
-		t = c.dataDeadline
+	if c.inData {
+		t = c.transfer.cap(t)
 	}
 	return c.Conn.SetReadDeadline(t)
 }
@@ -378,7 +436,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if err == nil {
 		c.guard.wrote(n)
 	}
-	if c.closeAfterReply.Load() {
+	if c.closeAfter.Load() {
 		_ = c.Close()
 	}
 	return n, err
@@ -388,21 +446,22 @@ func (c *trackedConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		err = c.Conn.Close()
-		close(c.closed)
-		c.w.r.untrack(c)
+		c.isClosed.Store(true)
+		c.released()
 	})
 	return err
 }
+
+// closeAfterReply ends the session once go-smtp has written its next reply.
+func (c *trackedConn) closeAfterReply() { c.closeAfter.Store(true) }
 
 // beginData starts the overall clock of one message transfer.
 func (c *trackedConn) beginData() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inData = true
-	now := time.Now()
-	c.dataDeadline = now.Add(c.dataTimeout)
-	c.windowStart, c.windowBytes = now, 0
-	_ = c.setReadDeadlineLocked(now.Add(c.idle))
+	c.transfer.begin(c.now())
+	_ = c.setReadDeadlineLocked(time.Now().Add(c.idle))
 }
 
 func (c *trackedConn) endData() {
@@ -425,7 +484,7 @@ func (c *trackedConn) drain() {
 		// TLS not up yet: only go-smtp can answer, via a timeout.
 		_ = c.Conn.SetReadDeadline(time.Now())
 	case c.waiting:
-		c.endLocked()
+		c.endLocked(replyShuttingDown)
 	}
 }
 
@@ -435,24 +494,20 @@ func (c *trackedConn) drain() {
 func (c *trackedConn) refuseLongLine() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended || c.replyConn == nil {
-		return
+	if c.replyConn != nil {
+		c.endLocked(replyTooLongLine)
 	}
-	c.ended = true
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.replyConn, replyTooLongLine)
-	_ = c.Close()
 }
 
-// endLocked answers 421 and closes. It runs only where go-smtp cannot be
-// writing: while it waits in Read, or as it is about to read.
-func (c *trackedConn) endLocked() {
+// endLocked writes a last reply and closes. It runs only where go-smtp
+// cannot be writing: while it waits in Read, or as it is about to read.
+func (c *trackedConn) endLocked(reply string) {
 	if c.ended {
 		return
 	}
 	c.ended = true
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c.replyConn, replyShuttingDown)
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(replyWriteWait))
+	_, _ = io.WriteString(c.replyConn, reply)
 	_ = c.Close()
 }
 
@@ -466,29 +521,10 @@ func (c *trackedConn) tlsUp(tc *tls.Conn) {
 // tlsPending marks a handshake in progress: until it is done, nothing but
 // go-smtp may write.
 func (c *trackedConn) tlsPending(serverName string) {
-	c.tlsStarted.Store(true)
+	c.hs.begin(serverName)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.replyConn = nil
-	c.tlsServerName = serverName
-}
-
-// tlsFailed records why a handshake cannot succeed.
-func (c *trackedConn) tlsFailed(reason string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tlsFailure = reason
-}
-
-// tlsFailureFields describe a failed handshake for the log.
-func (c *trackedConn) tlsFailureFields() []zap.Field {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	reason := c.tlsFailure
-	if reason == "" {
-		reason = "the handshake did not complete after the client hello (no common TLS version or cipher suite, the client refused the certificate, or it gave up)"
-	}
-	return []zap.Field{zap.String("reason", reason), zap.String("tls.server_name", c.tlsServerName)}
 }
 
 // trackedConnOf finds the trackedConn under a connection go-smtp hands out,
@@ -504,4 +540,59 @@ func trackedConnOf(c net.Conn) *trackedConn {
 			return nil
 		}
 	}
+}
+
+// readBuffers hands out the buffer_size read buffers of all connections.
+type readBuffers struct {
+	size int
+	pool sync.Pool
+}
+
+func newReadBuffers(size int) *readBuffers {
+	b := &readBuffers{size: size}
+	b.pool.New = func() any {
+		buf := make([]byte, size)
+		return &buf
+	}
+	return b
+}
+
+func (b *readBuffers) get() *[]byte  { return b.pool.Get().(*[]byte) }
+func (b *readBuffers) put(p *[]byte) { b.pool.Put(p) }
+
+// pooledReader reads a message transfer through a buffer of buffer_size
+// bytes, so that one read(2) takes up to that much, and gives the buffer
+// back as soon as it is empty. Commands are read straight into go-smtp's
+// own line buffer: a connection waiting for its next command holds no
+// buffer of its own. Only the connection's reading goroutine uses it.
+type pooledReader struct {
+	src  io.Reader
+	pool *readBuffers
+	buf  *[]byte // nil when nothing is buffered
+	r, w int
+	err  error // the error of the read that filled buf, once it is empty
+}
+
+func (p *pooledReader) buffered() int { return p.w - p.r }
+
+// Read reads through the buffer when bulk (a transfer is under way) or
+// when bytes are buffered, and straight from the source otherwise.
+func (p *pooledReader) Read(b []byte, bulk bool) (int, error) {
+	if p.buf == nil {
+		if !bulk || len(b) >= p.pool.size {
+			return p.src.Read(b)
+		}
+		p.buf = p.pool.get()
+		n, err := p.src.Read(*p.buf)
+		p.r, p.w, p.err = 0, n, err
+	}
+	n := copy(b, (*p.buf)[p.r:p.w])
+	p.r += n
+	if p.r < p.w {
+		return n, nil
+	}
+	err := p.err
+	p.pool.put(p.buf)
+	p.buf, p.r, p.w, p.err = nil, 0, 0, nil
+	return n, err
 }

@@ -1,7 +1,9 @@
 package smtpreceiver
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,18 +78,41 @@ func TestSlowDataIsClosed(t *testing.T) {
 	}
 }
 
-// A transfer at a normal rate is not affected.
+// stepClock is a clock that moves on by step every time it is read.
+type stepClock struct {
+	mu   sync.Mutex
+	at   time.Time
+	step time.Duration
+}
+
+func (c *stepClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.at = c.at.Add(c.step)
+	return c.at
+}
+
+// A transfer at a normal rate is not affected. The transfer limits read a
+// clock that moves on 100 ms at every read of message bytes, so the rate
+// they see does not depend on how fast this machine is: each read brings
+// at least one 600-byte line (a write on loopback arrives whole), at most
+// three reads per line as go-smtp takes the buffer in pieces, so at least
+// 2000 bytes per second against a minimum of 256; go-smtp reads at most
+// 4096 bytes at a time, so the 300 kB span at least three windows of 2 s.
 func TestFastDataPassesTheRateCheck(t *testing.T) {
 	sink := new(consumertest.LogsSink)
-	r := startReceiver(t, testConfig(func(c *Config) { c.Timeout = 2; c.MinDataRate = 256 }), sink)
+	cfg := testConfig(func(c *Config) { c.Timeout = 2; c.MinDataRate = 256 })
+	r, err := newReceiver(nopSettings(), cfg, sink)
+	require.NoError(t, err)
+	r.now = (&stepClock{at: time.Now(), step: 100 * time.Millisecond}).now
+	require.NoError(t, r.Start(context.Background(), nopHost()))
+	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
+
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
 	c.openData()
-	// 600 bytes every 50 ms for 5 s: 12000 bytes per second, over two
-	// windows and a half.
-	for range 100 {
+	for range 500 {
 		c.send(strings.Repeat("y", 598) + "\r\n")
-		time.Sleep(50 * time.Millisecond)
 	}
 	c.send(".\r\n")
 	assert.Equal(t, "250 2.0.0 OK: queued", c.reply())

@@ -20,10 +20,15 @@ import (
 // plain text go-smtp reads, after TLS is removed; the one place go-smtp
 // shows that is its Debug writer, which copies every byte it reads (an
 // io.TeeReader) and every reply it writes. Each connection therefore gets a
-// go-smtp Server of its own with a guard as its Debug writer. An error
-// returned from the tee's Write becomes go-smtp's read error: returning
-// smtp.ErrTooLongLine makes go-smtp answer "500 5.4.0 Too long line,
-// closing connection" once and close.
+// go-smtp Server of its own with a guard as its Debug writer.
+//
+// An over-long command line is answered from here ("500 5.4.0 Too long
+// line, closing connection", onTooLong) and the connection closed; the
+// error the tee's Write returns then ends go-smtp's read. go-smtp cannot be
+// left to answer: bufio, under its line reader, hands the bytes it holds
+// over as a line and drops a read error that comes with them, so go-smtp
+// would first run the start of the line as a command. Whatever it makes
+// of the bytes it holds now reaches no one.
 //
 // The guard follows the byte stream as go-smtp parses it: command lines,
 // the DATA body up to <CRLF>.<CRLF> once go-smtp has answered 354, and BDAT
@@ -34,7 +39,8 @@ import (
 // Reads and replies arrive through the same Write; trackedConn tells them
 // apart: a reply is a Write right after go-smtp wrote exactly that many
 // bytes (plus the TLS record overhead) to the connection, with no read in
-// between, and it has the shape of a reply line.
+// between, and it has the shape of a reply line. (TLS's own writes, such
+// as the answer to a TLS 1.3 KeyUpdate, never match both.)
 type lineGuard struct {
 	maxLine int
 	// onDataStart runs when go-smtp has answered DATA with 354 and is about
@@ -42,7 +48,7 @@ type lineGuard struct {
 	// (see worker.newServer).
 	onDataStart, onCommandRead func()
 	// onTooLong answers an over-long command line and closes the
-	// connection (see readBufferSize).
+	// connection.
 	onTooLong func()
 
 	mu sync.Mutex
@@ -79,13 +85,6 @@ const (
 )
 
 const (
-	// readBufferSize is the size of the buffer go-smtp reads lines through
-	// (bufio's default, under net/textproto). go-smtp only sees a read
-	// error when that buffer holds nothing of the current line: bufio hands
-	// buffered bytes over as a line and drops the error. So an over-long
-	// line is answered and the connection closed from here (onTooLong);
-	// whatever go-smtp then makes of the bytes it holds reaches no one.
-	readBufferSize = 4096
 	// headBytes is how much of a command line is kept: enough for any
 	// "BDAT <size> LAST" a client sends.
 	headBytes = 64
@@ -277,9 +276,15 @@ func (g *lineGuard) commandBytes(p []byte) []byte {
 // too few is safe (their content counts as command lines and may be
 // refused), taking too many would leave command lines unlimited.
 func (g *lineGuard) commandDone() {
+	g.lines++
+	if !transferVerb(g.head) {
+		// MAIL, RCPT, EHLO…: nothing to parse (and no string to build
+		// for every command line).
+		g.line, g.head = 0, g.head[:0]
+		return
+	}
 	verb, arg, ok := splitCommand(string(g.head), g.line <= headBytes)
 	g.line, g.head = 0, g.head[:0]
-	g.lines++
 	if !ok {
 		return
 	}
@@ -291,6 +296,12 @@ func (g *lineGuard) commandDone() {
 			g.mode, g.chunk = modeChunk, size
 		}
 	}
+}
+
+// transferVerb says whether a line starts with DATA or BDAT, in any case:
+// the only commands that change the mode.
+func transferVerb(head []byte) bool {
+	return len(head) >= 4 && (bytes.EqualFold(head[:4], []byte("DATA")) || bytes.EqualFold(head[:4], []byte("BDAT")))
 }
 
 // splitCommand splits a whole command line into its upper-case verb and
@@ -325,10 +336,19 @@ func bdatSize(arg string) (uint64, bool) {
 }
 
 // dataBytes follows the DATA body; it returns what follows the end marker.
+// Inside a line only a CR can change the state, so the bytes up to the
+// next CR are skipped at once (the body is most of what a session reads).
 func (g *lineGuard) dataBytes(p []byte) []byte {
-	for i, b := range p {
+	for i := 0; i < len(p); i++ {
+		if g.dot == dotText {
+			j := bytes.IndexByte(p[i:], '\r')
+			if j < 0 {
+				return nil
+			}
+			i += j
+		}
 		var done bool
-		g.dot, done = g.dot.next(b)
+		g.dot, done = g.dot.next(p[i])
 		if done {
 			g.lines++ // the message gets a reply of its own
 			g.toCommand()

@@ -16,12 +16,16 @@ type transport struct {
 	// tlsVersion pins the TLS version; 0 means plain text.
 	tlsVersion uint16
 	implicit   bool
+	// cipher pins a TLS 1.2 suite; 0 lets the handshake choose.
+	cipher uint16
 }
 
 var transports = []transport{
 	{name: "plain"},
 	{name: "STARTTLS 1.3", tlsVersion: tls.VersionTLS13},
 	{name: "STARTTLS 1.2", tlsVersion: tls.VersionTLS12},
+	{name: "STARTTLS 1.2 ChaCha20", tlsVersion: tls.VersionTLS12, cipher: tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256},
+	{name: "STARTTLS 1.2 AES-256-GCM", tlsVersion: tls.VersionTLS12, cipher: tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384},
 	{name: "implicit TLS 1.3", tlsVersion: tls.VersionTLS13, implicit: true},
 	{name: "implicit TLS 1.2", tlsVersion: tls.VersionTLS12, implicit: true},
 }
@@ -45,6 +49,9 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 		}
 	})
 	clientTLS.MinVersion, clientTLS.MaxVersion = tr.tlsVersion, tr.tlsVersion
+	if tr.cipher != 0 {
+		clientTLS.CipherSuites = []uint16{tr.cipher}
+	}
 	r := startReceiver(t, cfg, sink)
 	if tr.implicit {
 		conn, err := tls.Dial("tcp", r.addr(), clientTLS)
@@ -58,6 +65,9 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 	c := dial(t, r.addr())
 	c.expect("EHLO client.example.com", "250")
 	require.NoError(t, c.startTLS(clientTLS))
+	if tr.cipher != 0 {
+		require.Equal(t, tr.cipher, c.conn.(*tls.Conn).ConnectionState().CipherSuite)
+	}
 	c.expect("EHLO client.example.com", "250")
 	return c, sink
 }
@@ -260,6 +270,46 @@ func TestBDATSize(t *testing.T) {
 		assert.Equal(t, tt.ok, ok, tt.arg)
 		if ok {
 			assert.Equal(t, tt.size, size, tt.arg)
+		}
+	}
+}
+
+// TestDataBytesFindsTheEnd: the DATA body is skipped up to each CR at once;
+// the end it finds must be the one dotState finds byte by byte, however
+// the body is split into reads.
+func TestDataBytesFindsTheEnd(t *testing.T) {
+	bodies := []string{
+		"Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+		".\r\nMAIL FROM:<a@example.com>\r\n",
+		"line\r\n..stuffed\r\n.\r\n",
+		"bare\rcr\r\r\n.\r\nnot the end: a CR before the CRLF\r\n.\r\nRSET\r\n",
+		"bare\nlf\n.\r\nnot the end\r\n.\r\n",
+		"dot.\r\n.x\r\n.\r\r\n.\r\n",
+		"no end at all\r\n.",
+	}
+	// reference follows the body one byte at a time.
+	reference := func(body string) int {
+		d := dotLineStart
+		for i := 0; i < len(body); i++ {
+			var done bool
+			if d, done = d.next(body[i]); done {
+				return i + 1
+			}
+		}
+		return -1
+	}
+	for _, body := range bodies {
+		want := reference(body)
+		for split := 0; split <= len(body); split++ {
+			g := newLineGuard(1000)
+			g.mode, g.dot = modeData, dotLineStart
+			got := -1
+			if rest := g.dataBytes([]byte(body[:split])); g.mode != modeData {
+				got = split - len(rest)
+			} else if rest := g.dataBytes([]byte(body[split:])); g.mode != modeData {
+				got = len(body) - len(rest)
+			}
+			require.Equal(t, want, got, "body %q split at %d", body, split)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -221,9 +220,7 @@ func (l *proxyListener) refuse(c net.Conn, err error) {
 	l.w.connectionRejected("proxy_protocol")
 	l.w.r.set.Logger.Debug("PROXY protocol header missing or invalid",
 		zap.Stringer("proxy", c.RemoteAddr()), zap.Error(err))
-	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(c, replyBadProxyHeader)
-	_ = c.Close()
+	sayAndClose(c, replyBadProxyHeader)
 }
 
 // errNotStream refuses a header that names a datagram or unix transport.

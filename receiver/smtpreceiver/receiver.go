@@ -3,6 +3,7 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -71,10 +72,11 @@ type smtpReceiver struct {
 	statsWG  sync.WaitGroup
 	stopStat chan struct{}
 
-	connsMu  sync.Mutex
-	conns    map[*trackedConn]struct{}
-	connsWG  sync.WaitGroup
-	stopping bool
+	conns       *connSet
+	handlers    *handlerReaper
+	readBuffers *readBuffers
+	// now is the clock of the transfer limits (time.Now but in tests).
+	now func() time.Time
 }
 
 // worker is one SMTP listener. Each of its connections gets a go-smtp
@@ -109,7 +111,9 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,
 		secLog:          newSecurityLog(set.Logger),
-		conns:           make(map[*trackedConn]struct{}),
+		conns:           newConnSet(),
+		readBuffers:     newReadBuffers(cfg.BufferSize),
+		now:             time.Now,
 	}, nil
 }
 
@@ -207,6 +211,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		return err
 	}
 
+	r.handlers = startHandlerReaper()
 	for _, w := range r.workers {
 		r.serveWG.Add(1)
 		go func() {
@@ -337,14 +342,10 @@ func (w *worker) serve(host component.Host) {
 		c, err := w.ln.Accept()
 		if err == nil {
 			delay = 0
-			w.r.serveWG.Add(1)
-			go func() {
-				defer w.r.serveWG.Done()
-				w.serveConn(c)
-			}()
+			w.serveConn(c)
 			continue
 		}
-		if w.r.isStopping() {
+		if w.r.conns.isStopping() {
 			return
 		}
 		if te, ok := err.(interface{ Temporary() bool }); ok && te.Temporary() {
@@ -359,8 +360,10 @@ func (w *worker) serve(host component.Host) {
 	}
 }
 
-// serveConn runs go-smtp on one accepted connection and returns when
-// go-smtp is done with it.
+// serveConn starts go-smtp's handler of one accepted connection. Serve
+// returns at once: its listener has no second connection. The handler's
+// goroutine runs on; once the connection has closed, the reaper waits for
+// it to return.
 func (w *worker) serveConn(c net.Conn) {
 	tc := trackedConnOf(c)
 	if tc == nil {
@@ -368,10 +371,8 @@ func (w *worker) serveConn(c net.Conn) {
 		return
 	}
 	s := w.newServer(tc)
-	_ = s.Serve(&oneConnListener{conn: c, done: tc.closed, stop: make(chan struct{})})
-	// Serve returns once the connection is closed; Shutdown waits for
-	// go-smtp's handler of it to finish too.
-	_ = s.Shutdown(context.Background())
+	_ = s.Serve(&oneConnListener{conn: c})
+	tc.served(s)
 }
 
 func (w *worker) listenerFailed(host component.Host, err error) {
@@ -386,33 +387,25 @@ func (w *worker) listenerFailed(host component.Host, err error) {
 	}
 }
 
-// oneConnListener hands go-smtp a single connection, then blocks until that
-// connection is closed.
+// oneConnListener hands go-smtp a single connection; its next Accept ends
+// go-smtp's Serve.
 type oneConnListener struct {
 	conn     net.Conn
-	done     <-chan struct{}
-	stop     chan struct{}
 	accepted bool
-	stopOnce sync.Once
 }
+
+// errHandedOver ends Serve once its connection is handed to the handler.
+var errHandedOver = errors.New("connection handed to go-smtp")
 
 func (l *oneConnListener) Accept() (net.Conn, error) {
-	if !l.accepted {
-		l.accepted = true
-		return l.conn, nil
+	if l.accepted {
+		return nil, errHandedOver
 	}
-	select {
-	case <-l.done:
-	case <-l.stop:
-	}
-	return nil, net.ErrClosed
+	l.accepted = true
+	return l.conn, nil
 }
 
-func (l *oneConnListener) Close() error {
-	l.stopOnce.Do(func() { close(l.stop) })
-	return nil
-}
-
+func (l *oneConnListener) Close() error   { return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
 func (r *smtpReceiver) allWorkersFailed() bool {
@@ -423,52 +416,6 @@ func (r *smtpReceiver) allWorkersFailed() bool {
 		}
 	}
 	return failed == len(r.workers)
-}
-
-func (r *smtpReceiver) isStopping() bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
-	return r.stopping
-}
-
-// track registers a new connection, unless Shutdown has begun; Shutdown
-// waits for every tracked connection to close.
-func (r *smtpReceiver) track(c *trackedConn) bool {
-	r.connsMu.Lock()
-	defer r.connsMu.Unlock()
-	if r.stopping {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	r.connsWG.Add(1)
-	c.w.sessionOpened()
-	return true
-}
-
-func (r *smtpReceiver) untrack(c *trackedConn) {
-	r.connsMu.Lock()
-	delete(r.conns, c)
-	r.connsMu.Unlock()
-	r.limiter.release(c.ip)
-	if c.tlsStarted.Load() && !c.tlsDone.Load() {
-		c.w.tlsHandshake(false)
-		r.secLog.warn(c.ip, eventTLSFailed, "TLS handshake failed", c.tlsFailureFields()...)
-	}
-	c.w.sessionClosed()
-	r.connsWG.Done()
-}
-
-// closeConns closes the connections still open.
-func (r *smtpReceiver) closeConns() {
-	r.connsMu.Lock()
-	conns := make([]*trackedConn, 0, len(r.conns))
-	for c := range r.conns {
-		conns = append(conns, c)
-	}
-	r.connsMu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
 }
 
 func (r *smtpReceiver) closeListeners() {
@@ -483,17 +430,10 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	if len(r.workers) == 0 {
 		return nil // never started, or disabled
 	}
-	r.connsMu.Lock()
-	if r.stopping {
-		r.connsMu.Unlock()
+	conns, first := r.conns.stop()
+	if !first {
 		return nil
 	}
-	r.stopping = true
-	conns := make([]*trackedConn, 0, len(r.conns))
-	for c := range r.conns {
-		conns = append(conns, c)
-	}
-	r.connsMu.Unlock()
 
 	r.closeListeners()
 	for _, c := range conns {
@@ -503,17 +443,19 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	var err error
 	grace := time.NewTimer(r.shutdownGrace)
 	defer grace.Stop()
-	if !waitTimeout(&r.connsWG, ctx.Done(), grace.C) {
+	if !r.conns.wait(ctx.Done(), grace.C) {
 		err = ctx.Err()
 		// Pipeline calls still running end now; their sessions answer 421.
 		r.cancelConsume()
-		waitTimeout(&r.connsWG, nil, time.After(replyWait))
+		r.conns.wait(nil, time.After(replyWait))
 	}
-	r.closeConns()
-	r.serveWG.Wait()
-	if !waitTimeout(&r.connsWG, nil, time.After(forcedCloseWait)) {
+	r.conns.closeAll()
+	r.serveWG.Wait() // the accept loops
+	if !r.conns.wait(nil, time.After(forcedCloseWait)) {
 		r.set.Logger.Warn("SMTP sessions still running after shutdown")
 	}
+	// go-smtp's handlers of the closed connections.
+	r.handlers.stop()
 	ports.release(r.set.ID)
 	r.cancelConsume()
 	r.closeSenderAuth()
@@ -521,23 +463,6 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	r.statsWG.Wait()
 	r.telemetry.Shutdown()
 	return err
-}
-
-// waitTimeout waits for wg until either channel fires; it reports whether
-// wg finished.
-func waitTimeout(wg *sync.WaitGroup, a <-chan struct{}, b <-chan time.Time) bool {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return true
-	case <-a:
-	case <-b:
-	}
-	return false
 }
 
 // greetingDomain is the name in the 220 greeting and EHLO reply: the

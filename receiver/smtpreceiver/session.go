@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +81,10 @@ type session struct {
 	// authCheck is the sender authentication of the current transaction,
 	// started at MAIL; nil when off or skipped.
 	authCheck *senderauth.Check
+
+	// limit is the reader of the message being received, kept here so
+	// that it is not allocated per message (one Data runs at a time).
+	limit sizeLimitReader
 }
 
 var (
@@ -159,14 +162,14 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
-	limited := &sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
-	var in io.Reader = limited
+	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
+	var in io.Reader = &s.limit
 	env := s.envelope()
 	if ck := s.takeSenderAuth(); ck != nil {
 		// DKIM hashes the exact bytes while they stream; the results land
 		// on the record once the message has been read.
 		defer ck.Abort()
-		in = io.TeeReader(limited, ck)
+		in = io.TeeReader(&s.limit, ck)
 		env.Enrich = recordSenderAuth(ck)
 	}
 	res, err := mailconv.Convert(in, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
@@ -255,7 +258,7 @@ func (s *session) consume(logs plog.Logs) error {
 	case s.r.consumeCtx.Err() != nil:
 		s.w.messageRejected("shutdown")
 		if s.conn != nil {
-			s.conn.closeAfterReply.Store(true)
+			s.conn.closeAfterReply()
 		}
 		return errShutdown
 	case consumererror.IsPermanent(err):
@@ -270,9 +273,11 @@ func (s *session) consume(logs plog.Logs) error {
 func (s *session) envelope() mailconv.Envelope {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// To is not copied: Reset gives the session a new slice, and a later
+	// append cannot change what this one shows.
 	env := mailconv.Envelope{
 		From:       s.from,
-		To:         slices.Clone(s.to),
+		To:         s.to,
 		Helo:       s.helo,
 		AuthUser:   s.authUser,
 		ReceivedAt: time.Now(),
@@ -368,7 +373,7 @@ func (s *session) authFailed(mech, reason string) bool {
 		return false
 	}
 	if s.conn != nil {
-		s.conn.closeAfterReply.Store(true)
+		s.conn.closeAfterReply()
 	}
 	return true
 }

@@ -354,7 +354,7 @@ func TestShutdown(t *testing.T) {
 			defer cancel()
 			assert.NoError(t, r.Shutdown(ctx))
 		}()
-		require.Eventually(t, r.isStopping, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, r.conns.isStopping, 5*time.Second, 10*time.Millisecond)
 		c.send(dotTerminated(simpleMessage[20:]))
 		assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
 		assert.Equal(t, "421 4.3.2 Service shutting down, try again later", c.reply(), "then the session ends")

@@ -30,15 +30,22 @@ type workerStats struct {
 // in its Prometheus output (with telemetry.newPipelineTelemetry it adds
 // scope attributes, which the exporter does not turn into labels, so two
 // receivers' series would collide and /metrics fail).
+//
+// The worker's own set is also kept as ready option lists: an option passed
+// on its own becomes a new variadic slice at every call (it escapes into
+// the SDK's interface), one allocation per count on the message path.
 type workerAttrs struct {
 	receiver attribute.KeyValue
 	index    attribute.KeyValue
-	worker   metric.MeasurementOption
+	add      []metric.AddOption
+	record   []metric.RecordOption
 }
 
 func newWorkerAttrs(id component.ID, index int) workerAttrs {
 	a := workerAttrs{receiver: attribute.String("receiver", id.String()), index: attribute.Int("worker", index)}
-	a.worker = metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index))
+	worker := metric.WithAttributeSet(attribute.NewSet(a.receiver, a.index))
+	a.add = []metric.AddOption{worker}
+	a.record = []metric.RecordOption{worker}
 	return a
 }
 
@@ -57,13 +64,13 @@ func (a workerAttrs) with2(k1, v1, k2, v2 string) metric.MeasurementOption {
 func (w *worker) sessionOpened() {
 	w.stats.sessionsOpened.Add(1)
 	w.stats.sessionsActive.Add(1)
-	w.r.telemetry.SMTPSessionsOpened.Add(context.Background(), 1, w.attrs.worker)
-	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPSessionsOpened.Add(context.Background(), 1, w.attrs.add...)
+	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) sessionClosed() {
 	w.stats.sessionsActive.Add(-1)
-	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), -1, w.attrs.worker)
+	w.r.telemetry.SMTPSessionsActive.Add(context.Background(), -1, w.attrs.add...)
 }
 
 func (w *worker) connectionRejected(reason string) {
@@ -71,7 +78,7 @@ func (w *worker) connectionRejected(reason string) {
 }
 
 func (w *worker) recipientAccepted() {
-	w.r.telemetry.SMTPRecipientsAccepted.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPRecipientsAccepted.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) recipientRejected(reason string) {
@@ -80,12 +87,12 @@ func (w *worker) recipientRejected(reason string) {
 
 func (w *worker) bytesReceived(n int64) {
 	w.stats.bytesReceived.Add(n)
-	w.r.telemetry.SMTPMessageBytesReceived.Add(context.Background(), n, w.attrs.worker)
+	w.r.telemetry.SMTPMessageBytesReceived.Add(context.Background(), n, w.attrs.add...)
 }
 
 func (w *worker) messageAccepted() {
 	w.stats.messagesAccepted.Add(1)
-	w.r.telemetry.SMTPMessagesAccepted.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPMessagesAccepted.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) messageRejected(reason string) {
@@ -95,11 +102,11 @@ func (w *worker) messageRejected(reason string) {
 
 func (w *worker) parseError() {
 	w.stats.parseErrors.Add(1)
-	w.r.telemetry.SMTPMessagesParseErrors.Add(context.Background(), 1, w.attrs.worker)
+	w.r.telemetry.SMTPMessagesParseErrors.Add(context.Background(), 1, w.attrs.add...)
 }
 
 func (w *worker) consumed(d time.Duration) {
-	w.r.telemetry.SMTPConsumeDuration.Record(context.Background(), d.Seconds(), w.attrs.worker)
+	w.r.telemetry.SMTPConsumeDuration.Record(context.Background(), d.Seconds(), w.attrs.record...)
 }
 
 func (w *worker) authAttempt(mech string, ok bool) {
@@ -171,8 +178,8 @@ func (r *smtpReceiver) logStats(w *worker, prev, cur statsSnapshot) {
 	}
 	msgRate := float64(cur.accepted-prev.accepted) / secs
 	byteRate := float64(cur.bytes-prev.bytes) / secs
-	r.telemetry.SMTPMessageRate.Record(context.Background(), msgRate, w.attrs.worker)
-	r.telemetry.SMTPMessageByteRate.Record(context.Background(), byteRate, w.attrs.worker)
+	r.telemetry.SMTPMessageRate.Record(context.Background(), msgRate, w.attrs.record...)
+	r.telemetry.SMTPMessageByteRate.Record(context.Background(), byteRate, w.attrs.record...)
 	r.set.Logger.Info("SMTP stats",
 		zap.Int("worker", w.index),
 		zap.Float64("interval_seconds", secs),

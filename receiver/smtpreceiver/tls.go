@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"go.opentelemetry.io/collector/config/configtls"
 	"go.uber.org/zap"
@@ -90,8 +92,8 @@ func (cfg *Config) serverTLS(ctx context.Context) (*tls.Config, error) {
 	return base, nil
 }
 
-// countingTLSConfig wraps base so that handshakes are counted per
-// connection.
+// countingTLSConfig wraps base so that the handshake of each connection is
+// followed (tlsHandshake).
 func countingTLSConfig(base *tls.Config) *tls.Config {
 	// Each handshake gets its own copy of the configuration whose
 	// VerifyConnection marks the connection, so failed handshakes can be
@@ -120,7 +122,7 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 				cfg.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 					cert, err := get(h)
 					if err != nil {
-						tc.tlsFailed("certificate unavailable: " + err.Error())
+						tc.hs.fail("certificate unavailable: " + err.Error())
 						tc.w.r.secLog.warn(tc.ip, eventCertUnavailable,
 							"TLS certificate or key cannot be loaded (after a reload?); TLS handshakes fail until it is fixed",
 							zap.String("reason", err.Error()))
@@ -130,11 +132,61 @@ func countingTLSConfig(base *tls.Config) *tls.Config {
 			}
 			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 				tc.guard.tlsUp(cs)
-				tc.tlsDone.Store(true)
-				tc.w.tlsHandshake(true)
+				tc.hs.complete(tc.w)
 				return nil
 			}
 			return cfg, nil
 		},
 	}
+}
+
+// tlsHandshake follows one connection's TLS handshake for the
+// smtp_tls_handshakes metric and the security log: a success is counted as
+// the handshake completes, a failure when a connection whose handshake had
+// begun closes without completing it.
+type tlsHandshake struct {
+	mu         sync.Mutex
+	started    bool
+	done       bool
+	serverName string
+	failure    string
+}
+
+// begin marks a handshake in progress (a ClientHello was read).
+func (h *tlsHandshake) begin(serverName string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.started, h.serverName = true, serverName
+}
+
+// fail records why the handshake cannot succeed, for the log.
+func (h *tlsHandshake) fail(reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failure = reason
+}
+
+func (h *tlsHandshake) complete(w *worker) {
+	h.mu.Lock()
+	h.done = true
+	h.mu.Unlock()
+	w.tlsHandshake(true)
+}
+
+// closed counts and logs a handshake the connection closed in the middle
+// of.
+func (h *tlsHandshake) closed(w *worker, client netip.Addr) {
+	h.mu.Lock()
+	failed := h.started && !h.done
+	reason, serverName := h.failure, h.serverName
+	h.mu.Unlock()
+	if !failed {
+		return
+	}
+	if reason == "" {
+		reason = "the handshake did not complete after the client hello (no common TLS version or cipher suite, the client refused the certificate, or it gave up)"
+	}
+	w.tlsHandshake(false)
+	w.r.secLog.warn(client, eventTLSFailed, "TLS handshake failed",
+		zap.String("reason", reason), zap.String("tls.server_name", serverName))
 }
