@@ -17,6 +17,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,9 @@ type dnsmasqZone struct {
 }
 
 // startDnsmasq runs Debian's dnsmasq on a free loopback port as the DNS
-// server of the test zone, until the test ends.
+// server of the test zone, until the test ends. dnsmasq binds UDP and TCP
+// on its port; a port taken by another process between the pick and the
+// bind is retried with another one (bounded).
 func startDnsmasq(t *testing.T, txt map[string][]string) dnsmasqZone {
 	t.Helper()
 	bin := need(t, "dnsmasq", "/usr/sbin/dnsmasq")
@@ -43,15 +46,32 @@ func startDnsmasq(t *testing.T, txt map[string][]string) dnsmasqZone {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { silent.Close() })
-	port := freeUDPPort(t)
+	var lastErr error
+	for range 5 {
+		z, err := launchDnsmasq(t, bin, dnsmasqConf(t, txt, silent.LocalAddr().String()))
+		if err == nil {
+			return z
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	t.Fatalf("dnsmasq: %v", lastErr)
+	return dnsmasqZone{}
+}
+
+// dnsmasqConf is the configuration, without the port line.
+func dnsmasqConf(t *testing.T, txt map[string][]string, silent string) string {
+	t.Helper()
 	u, err := user.Current()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var conf strings.Builder
-	fmt.Fprintf(&conf, "port=%d\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=%s\n", port, u.Username)
+	fmt.Fprintf(&conf, "listen-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nuser=%s\n", u.Username)
 	conf.WriteString("local=/test/\nlocal-ttl=60\nlog-facility=-\n")
-	fmt.Fprintf(&conf, "server=/slow.test/%s\n", strings.Replace(silent.LocalAddr().String(), ":", "#", 1))
+	fmt.Fprintf(&conf, "server=/slow.test/%s\n", strings.Replace(silent, ":", "#", 1))
 	for name, chunks := range txt {
 		quoted := make([]string, len(chunks))
 		for i, c := range chunks {
@@ -59,52 +79,83 @@ func startDnsmasq(t *testing.T, txt map[string][]string) dnsmasqZone {
 		}
 		fmt.Fprintf(&conf, "txt-record=%s,%s\n", name, strings.Join(quoted, ","))
 	}
+	return conf.String()
+}
+
+// launchDnsmasq starts dnsmasq on a free port and waits until it answers;
+// it returns an error with dnsmasq's output when it exits or stays silent.
+func launchDnsmasq(t *testing.T, bin, conf string) (dnsmasqZone, error) {
+	t.Helper()
+	port := freePort(t)
 	dir := t.TempDir()
-	confPath := writeFile(t, filepath.Join(dir, "dnsmasq.conf"), conf.String())
+	confPath := writeFile(t, filepath.Join(dir, "dnsmasq.conf"), fmt.Sprintf("port=%d\n%s", port, conf))
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--keep-in-foreground", "--conf-file="+confPath, "--pid-file="+filepath.Join(dir, "dnsmasq.pid"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("dnsmasq: %v", err)
+		return dnsmasqZone{}, err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	stop := func() {
+		cancel()
+		<-exited
+	}
+	z := dnsmasqZone{addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	if err := z.waitReady(exited); err != nil {
+		stop()
+		return z, fmt.Errorf("%v; output:\n%s", err, logs.String())
 	}
 	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("dnsmasq output:\n%s", logs.String())
 		}
 	})
-	z := dnsmasqZone{addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	z.waitReady(t, &logs)
-	return z
+	return z, nil
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
+// syncBuffer is a bytes.Buffer that a process writes while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // waitReady asks for the DMARC record until dnsmasq answers (bounded).
-func (z dnsmasqZone) waitReady(t *testing.T, logs *bytes.Buffer) {
-	t.Helper()
+func (z dnsmasqZone) waitReady(exited <-chan struct{}) error {
 	c := &dns.Client{Timeout: 500 * time.Millisecond}
 	m := new(dns.Msg)
 	m.SetQuestion("_dmarc.example.test.", dns.TypeTXT)
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if r, _, err := c.Exchange(m, z.addr); err == nil && len(r.Answer) > 0 {
-			return
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("dnsmasq exited")
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dnsmasq did not answer on %s within %s:\n%s", z.addr, startTimeout, logs.String())
+			return fmt.Errorf("dnsmasq did not answer on %s within %s", z.addr, startTimeout)
 		}
 		time.Sleep(pollInterval)
 	}
