@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
@@ -41,7 +42,7 @@ func startBenchReceiver(b *testing.B, cfg *Config) *smtpReceiver {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := r.Start(context.Background(), nopHost()); err != nil {
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = r.Shutdown(context.Background()) })

@@ -128,7 +128,7 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestUnknownKeyRejected(t *testing.T) {
-	cm := confmapFromMap(map[string]any{"port": 25, "prot": 26})
+	cm := confmap.NewFromStringMap(map[string]any{"port": 25, "prot": 26})
 	err := cm.Unmarshal(createDefaultConfig())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "prot")
@@ -155,8 +155,6 @@ func TestRequireTLSDefault(t *testing.T) {
 		})
 	}
 }
-
-func confmapFromMap(m map[string]any) *confmap.Conf { return confmap.NewFromStringMap(m) }
 
 // decodeYAML decodes a receiver block written in YAML the way the
 // collector does (YAML provider types, then Config.Unmarshal).

@@ -105,7 +105,7 @@ func TestFastDataPassesTheRateCheck(t *testing.T) {
 	r, err := newReceiver(nopSettings(), cfg, sink)
 	require.NoError(t, err)
 	r.now = (&stepClock{at: time.Now(), step: 100 * time.Millisecond}).now
-	require.NoError(t, r.Start(context.Background(), nopHost()))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 
 	c := dial(t, r.addr())

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
@@ -39,7 +40,7 @@ func FuzzSession(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := r.Start(context.Background(), nopHost()); err != nil {
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = r.Shutdown(context.Background()) })

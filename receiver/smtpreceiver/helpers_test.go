@@ -12,16 +12,13 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -49,7 +46,7 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs) *smtpReceiver 
 	require.NoError(t, cfg.Validate())
 	r, err := newReceiver(nopSettings(), cfg, next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), nopHost()))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -86,10 +83,6 @@ func rawDial(t *testing.T, addr string) *rawClient {
 }
 
 func nopSettings() receiver.Settings { return receivertest.NewNopSettings(metadata.Type) }
-
-func nopHost() component.Host { return componenttest.NewNopHost() }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // reply reads one reply, joining the lines of a multi-line one with "\n".
 func (c *rawClient) reply() string {
@@ -241,7 +234,3 @@ func dotTerminated(msg string) string {
 	}
 	return msg + ".\r\n"
 }
-
-func newBufReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -1,7 +1,9 @@
 package smtpreceiver
 
 import (
+	"bufio"
 	"crypto/tls"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,7 +59,7 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 		conn, err := tls.Dial("tcp", r.addr(), clientTLS)
 		require.NoError(t, err)
 		t.Cleanup(func() { conn.Close() })
-		c := &rawClient{t: t, conn: conn, rd: newBufReader(conn)}
+		c := &rawClient{t: t, conn: conn, rd: bufio.NewReader(conn)}
 		require.True(t, strings.HasPrefix(c.reply(), "220 "))
 		c.expect("EHLO client.example.com", "250")
 		return c, sink
@@ -79,7 +81,7 @@ func TestLongMessageLinesAccepted(t *testing.T) {
 		for _, size := range []int{6000, 100_000, 1 << 20} {
 			line := "<p>" + strings.Repeat("x", size-7) + "</p>"
 			msg := "Subject: long line\r\n\r\n" + line + "\r\n"
-			t.Run(tr.name+"/DATA/"+itoa(size), func(t *testing.T) {
+			t.Run(tr.name+"/DATA/"+strconv.Itoa(size), func(t *testing.T) {
 				c, sink := tr.start(t, nil)
 				assert.Equal(t, "250 2.0.0 OK: queued", c.sendMail("a@example.com", []string{"b@example.com"}, msg))
 				// The next reply answers the next command: nothing extra
@@ -87,11 +89,11 @@ func TestLongMessageLinesAccepted(t *testing.T) {
 				c.expect("NOOP", "250 ")
 				requireBodyLine(t, sink, line)
 			})
-			t.Run(tr.name+"/BDAT/"+itoa(size), func(t *testing.T) {
+			t.Run(tr.name+"/BDAT/"+strconv.Itoa(size), func(t *testing.T) {
 				c, sink := tr.start(t, nil)
 				c.expect("MAIL FROM:<a@example.com>", "250")
 				c.expect("RCPT TO:<b@example.com>", "250")
-				c.send("BDAT " + itoa(len(msg)) + " LAST\r\n" + msg)
+				c.send("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + msg)
 				assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
 				c.expect("NOOP", "250 ")
 				requireBodyLine(t, sink, line)
@@ -114,7 +116,7 @@ func requireBodyLine(t *testing.T, sink *consumertest.LogsSink, line string) {
 func TestLongCommandLineRefused(t *testing.T) {
 	for _, tr := range transports {
 		for _, limit := range []int{512, 1000, 4096, 10000} {
-			t.Run(tr.name+"/"+itoa(limit), func(t *testing.T) {
+			t.Run(tr.name+"/"+strconv.Itoa(limit), func(t *testing.T) {
 				c, _ := tr.start(t, func(c *Config) { c.MaxLineLength = limit })
 				noop := func(n int) string { return "NOOP " + strings.Repeat("x", n-len("NOOP \r\n")) }
 				c.expect(noop(limit), "250 ")
@@ -138,9 +140,9 @@ func TestPipelinedTransactionWithLongChunk(t *testing.T) {
 			var b strings.Builder
 			b.WriteString("MAIL FROM:<a@example.com>\r\n")
 			for i := range 90 { // well over one 4 KiB read of commands
-				b.WriteString("RCPT TO:<recipient-number-" + itoa(i) + "@example.com>\r\n")
+				b.WriteString("RCPT TO:<recipient-number-" + strconv.Itoa(i) + "@example.com>\r\n")
 			}
-			b.WriteString("BDAT " + itoa(len(msg)) + " LAST\r\n" + msg)
+			b.WriteString("BDAT " + strconv.Itoa(len(msg)) + " LAST\r\n" + msg)
 			b.WriteString("MAIL FROM:<c@example.com>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n")
 			c.send(b.String())
 			assert.True(t, strings.HasPrefix(c.reply(), "250 ")) // MAIL
@@ -186,12 +188,12 @@ func TestMessageSizeLimitIsExact(t *testing.T) {
 			{limit, "250 2.0.0"},
 			{limit + 1, "552 5.3.4"},
 		} {
-			t.Run(tr.name+"/"+itoa(tc.size), func(t *testing.T) {
+			t.Run(tr.name+"/"+strconv.Itoa(tc.size), func(t *testing.T) {
 				c, sink := tr.start(t, func(c *Config) { c.MaxMessageBytes = limit })
 				msg := message(tc.size)
 				require.Len(t, msg, tc.size)
 
-				c.expect("MAIL FROM:<a@example.com> SIZE="+itoa(tc.size), tc.want[:3])
+				c.expect("MAIL FROM:<a@example.com> SIZE="+strconv.Itoa(tc.size), tc.want[:3])
 				c.expect("RSET", "250")
 				c.expect("MAIL FROM:<a@example.com>", "250")
 				c.expect("RCPT TO:<b@example.com>", "250")
@@ -201,7 +203,7 @@ func TestMessageSizeLimitIsExact(t *testing.T) {
 
 				c.expect("MAIL FROM:<a@example.com>", "250")
 				c.expect("RCPT TO:<b@example.com>", "250")
-				c.send("BDAT " + itoa(tc.size) + " LAST\r\n" + msg)
+				c.send("BDAT " + strconv.Itoa(tc.size) + " LAST\r\n" + msg)
 				assert.True(t, strings.HasPrefix(c.reply(), tc.want), "BDAT")
 
 				// Dot-stuffing is not counted: a line starting with "." is

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
@@ -32,7 +33,7 @@ func startNamed(t *testing.T, name string, cfg *Config) (*smtpReceiver, error) {
 	set.ID = component.NewIDWithName(metadata.Type, name)
 	r, err := newReceiver(set, cfg, new(consumertest.LogsSink))
 	require.NoError(t, err)
-	err = r.Start(context.Background(), nopHost())
+	err = r.Start(context.Background(), componenttest.NewNopHost())
 	t.Cleanup(func() { assert.NoError(t, r.Shutdown(context.Background())) })
 	return r, err
 }

@@ -2,6 +2,7 @@ package smtpreceiver
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/pires/go-proxyproto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -83,7 +85,7 @@ func TestProxyHeaderNamesTheClient(t *testing.T) {
 			assert.Equal(t, tt.wantAddr, attrs["client.address"])
 			assert.Equal(t, tt.wantPort, attrs["client.port"])
 			body := recs[0].Body().Map().AsRaw()
-			assert.Equal(t, net.JoinHostPort(tt.wantAddr, itoa(int(tt.wantPort))), body["remoteAddr"])
+			assert.Equal(t, net.JoinHostPort(tt.wantAddr, strconv.Itoa(int(tt.wantPort))), body["remoteAddr"])
 		})
 	}
 }
@@ -214,7 +216,7 @@ func TestShutdownClosesConnectionsWaitingForTheirHeader(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 	require.NoError(t, err)
-	require.NoError(t, r.Start(t.Context(), nopHost()))
+	require.NoError(t, r.Start(t.Context(), componenttest.NewNopHost()))
 	c := rawDial(t, r.addr())
 	noGreetingYet(t, c)
 

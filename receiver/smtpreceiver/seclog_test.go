@@ -3,6 +3,7 @@ package smtpreceiver
 import (
 	"crypto/tls"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,7 +125,7 @@ func TestSecurityLogIsSampledPerClient(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	l := newSecurityLog(zap.New(core))
 	l.window = 200 * time.Millisecond
-	a, b := mustAddr("192.0.2.1"), mustAddr("198.51.100.2")
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2")
 	for range 20 {
 		l.warn(a, eventAuthFailed, "SMTP AUTH failed")
 	}

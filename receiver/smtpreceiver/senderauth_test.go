@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/confmap"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/otel/attribute"
@@ -150,9 +152,9 @@ func TestSenderAuthNullSenderAndBDAT(t *testing.T) {
 	c.expect("RCPT TO:<b@example.com>", "250")
 	msg := signMessage(t, authMessage, key)
 	half := len(msg) / 2
-	c.send("BDAT " + itoa(half) + "\r\n" + msg[:half])
+	c.send("BDAT " + strconv.Itoa(half) + "\r\n" + msg[:half])
 	require.True(t, strings.HasPrefix(c.reply(), "250 "))
-	c.send("BDAT " + itoa(len(msg)-half) + " LAST\r\n" + msg[half:])
+	c.send("BDAT " + strconv.Itoa(len(msg)-half) + " LAST\r\n" + msg[half:])
 	require.Equal(t, "250 2.0.0 OK: queued", c.reply())
 
 	attrs := records(sink)[0].Attributes().AsRaw()
@@ -330,7 +332,7 @@ func TestSenderAuthBadSystemResolverFailsStart(t *testing.T) {
 	if _, statErr := os.Stat("/etc/resolv.conf"); statErr == nil {
 		t.Skip("this machine has a system resolver configuration")
 	}
-	err = r.Start(context.Background(), nopHost())
+	err = r.Start(context.Background(), componenttest.NewNopHost())
 	require.ErrorContains(t, err, "sender_auth.dns.server")
 }
 

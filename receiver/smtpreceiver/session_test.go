@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
@@ -158,9 +160,9 @@ func TestBDAT(t *testing.T) {
 	c.expect("MAIL FROM:<a@example.com>", "250")
 	c.expect("RCPT TO:<b@example.com>", "250")
 	half := len(simpleMessage) / 2
-	c.send("BDAT " + itoa(half) + "\r\n" + simpleMessage[:half])
+	c.send("BDAT " + strconv.Itoa(half) + "\r\n" + simpleMessage[:half])
 	assert.True(t, strings.HasPrefix(c.reply(), "250 "))
-	c.send("BDAT " + itoa(len(simpleMessage)-half) + " LAST\r\n" + simpleMessage[half:])
+	c.send("BDAT " + strconv.Itoa(len(simpleMessage)-half) + " LAST\r\n" + simpleMessage[half:])
 	assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
 	require.Len(t, records(sink), 1)
 	assert.Equal(t, "Disk almost full", records(sink)[0].Body().Map().AsRaw()["subject"])
@@ -328,7 +330,7 @@ func TestShutdown(t *testing.T) {
 		cfg := testConfig(nil)
 		r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 		require.NoError(t, err)
-		require.NoError(t, r.Start(context.Background(), nopHost()))
+		require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 		c := dial(t, r.addr())
 		c.expect("EHLO x", "250")
 		require.NoError(t, r.Shutdown(context.Background()))
@@ -341,7 +343,7 @@ func TestShutdown(t *testing.T) {
 		sink := new(consumertest.LogsSink)
 		r, err := newReceiver(nopSettings(), testConfig(nil), sink)
 		require.NoError(t, err)
-		require.NoError(t, r.Start(context.Background(), nopHost()))
+		require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 		c := dial(t, r.addr())
 		c.expect("EHLO x", "250")
 		c.openData()
@@ -382,7 +384,7 @@ func TestPortInUse(t *testing.T) {
 	cfg.Port = new(ln.Addr().(*net.TCPAddr).Port)
 	r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 	require.NoError(t, err)
-	err = r.Start(context.Background(), nopHost())
+	err = r.Start(context.Background(), componenttest.NewNopHost())
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "cannot listen on 127.0.0.1:")
 	assert.Contains(t, err.Error(), "another process or socket already uses this port")
@@ -450,7 +452,7 @@ func TestShutdownCancelsBlockedPipeline(t *testing.T) {
 	r, err := newReceiver(nopSettings(), testConfig(nil), next)
 	require.NoError(t, err)
 	r.shutdownGrace = 200 * time.Millisecond
-	require.NoError(t, r.Start(context.Background(), nopHost()))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
 	c.openData()

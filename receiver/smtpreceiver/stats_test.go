@@ -37,7 +37,7 @@ func observedReceiver(t *testing.T, cfg *Config, next consumer.Logs) (*smtpRecei
 	require.NoError(t, cfg.Validate())
 	r, err := newReceiver(set, cfg, next)
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), nopHost()))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { require.NoError(t, r.Shutdown(context.Background())) })
 	return r, tel, logs
 }

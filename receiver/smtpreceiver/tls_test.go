@@ -1,9 +1,11 @@
 package smtpreceiver
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -118,15 +121,15 @@ func TestAuthFailures(t *testing.T) {
 
 func TestAuthFailuresAreThrottledPerClient(t *testing.T) {
 	th := newAuthThrottle(newConnLimiter(testConfig(nil)).isTrusted)
-	untrusted := mustAddr("192.0.2.1")
+	untrusted := netip.MustParseAddr("192.0.2.1")
 	assert.Equal(t, authFailureStep, th.failed(untrusted))
 	assert.Equal(t, 2*authFailureStep, th.failed(untrusted))
 	for range 10 {
 		th.failed(untrusted)
 	}
 	assert.Equal(t, maxAuthDelay, th.failed(untrusted))
-	assert.Equal(t, authFailureStep, th.failed(mustAddr("192.0.2.2")), "other clients are not slowed")
-	assert.Zero(t, th.failed(mustAddr("127.0.0.1")), "trusted networks are exempt")
+	assert.Equal(t, authFailureStep, th.failed(netip.MustParseAddr("192.0.2.2")), "other clients are not slowed")
+	assert.Zero(t, th.failed(netip.MustParseAddr("127.0.0.1")), "trusted networks are exempt")
 }
 
 func TestPlaintextAuthWithoutTLS(t *testing.T) {
@@ -171,7 +174,7 @@ func TestCredentialsFileErrors(t *testing.T) {
 		cfg := testConfig(func(c *Config) { c.CredentialsFile = tc.file; c.ServiceRoot = root })
 		r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 		require.NoError(t, err)
-		err = r.Start(context.Background(), nopHost())
+		err = r.Start(context.Background(), componenttest.NewNopHost())
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), tc.want)
 		assert.Contains(t, err.Error(), filepath.Join(root, tc.file))
@@ -184,7 +187,7 @@ func TestImplicitTLS(t *testing.T) {
 	r := startReceiver(t, cfg, sink)
 	conn, err := tls.Dial("tcp", r.addr(), clientTLS)
 	require.NoError(t, err)
-	c := &rawClient{t: t, conn: conn, rd: newBufReader(conn)}
+	c := &rawClient{t: t, conn: conn, rd: bufio.NewReader(conn)}
 	t.Cleanup(func() { conn.Close() })
 	assert.True(t, strings.HasPrefix(c.reply(), "220 "))
 	ehlo := c.expect("EHLO x", "250")
@@ -246,7 +249,7 @@ func TestSTARTTLSInjectionIgnored(t *testing.T) {
 	if err := tc.Handshake(); err != nil {
 		return // the injected bytes broke the handshake: not executed either
 	}
-	c.conn, c.rd = tc, newBufReader(tc)
+	c.conn, c.rd = tc, bufio.NewReader(tc)
 	got := c.cmd("NOOP")
 	assert.Equal(t, "250 2.0.0 I have successfully done nothing", got, "the first reply inside TLS must answer NOOP, not the injected RSET")
 }
@@ -272,7 +275,7 @@ func TestTLSStartErrorsNameThePath(t *testing.T) {
 			})
 			r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 			require.NoError(t, err)
-			err = r.Start(context.Background(), nopHost())
+			err = r.Start(context.Background(), componenttest.NewNopHost())
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), filepath.Join(root, "smtp.crt")[:len(root)], "names the resolved path")
 			wantCert := tt.cert
@@ -306,7 +309,7 @@ func TestShutdownReachesTLSSessions(t *testing.T) {
 	cfg, clientTLS := secureConfig(t, nil)
 	r, err := newReceiver(nopSettings(), cfg, new(consumertest.LogsSink))
 	require.NoError(t, err)
-	require.NoError(t, r.Start(context.Background(), nopHost()))
+	require.NoError(t, r.Start(context.Background(), componenttest.NewNopHost()))
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
 	require.NoError(t, c.startTLS(clientTLS))
