@@ -34,6 +34,7 @@ type received struct {
 	from, user string
 	to         []string
 	data       string
+	utf8       bool // MAIL FROM had SMTPUTF8
 }
 
 // testServer is a real go-smtp server on 127.0.0.1. It refuses the
@@ -53,6 +54,7 @@ func startServer(t *testing.T, withTLS bool) (*testServer, *x509.Certificate) {
 	ts := &testServer{tempDone: map[string]bool{}, auth: withTLS}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return &testSession{ts: ts}, nil }))
 	srv.Domain = "test.example.org"
+	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	var cert *x509.Certificate
 	if withTLS {
@@ -81,6 +83,7 @@ type testSession struct {
 	user string
 	from string
 	to   []string
+	utf8 bool
 }
 
 func (s *testSession) AuthMechanisms() []string { return []string{sasl.Plain} }
@@ -95,7 +98,8 @@ func (s *testSession) Auth(string) (sasl.Server, error) {
 	}), nil
 }
 
-func (s *testSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *testSession) Mail(from string, opts *smtp.MailOptions) error {
+	s.utf8 = opts != nil && opts.UTF8
 	if s.ts.auth && s.user == "" {
 		return &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 	}
@@ -123,7 +127,7 @@ func (s *testSession) Data(r io.Reader) error {
 		ts.mu.Unlock()
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Try again later"}
 	}
-	ts.msgs = append(ts.msgs, received{from: s.from, user: s.user, to: s.to, data: string(data)})
+	ts.msgs = append(ts.msgs, received{from: s.from, user: s.user, to: s.to, data: string(data), utf8: s.utf8})
 	n, onData := len(ts.msgs), ts.onData
 	ts.mu.Unlock()
 	if onData != nil {
@@ -409,6 +413,20 @@ func TestLimiter(t *testing.T) {
 	unlimited := newLimiter(0)
 	unlimited.sleep = func(time.Duration) { t.Error("slept without a rate") }
 	unlimited.wait()
+}
+
+// Internationalized addresses go with SMTPUTF8.
+func TestReplayUTF8Addresses(t *testing.T) {
+	ts, _ := startServer(t, false)
+	eml := filepath.Join(t.TempDir(), "global.eml")
+	if err := os.WriteFile(eml, reportgen.GlobalDSN(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out := runReplay(t, context.Background(), "-server", ts.addr, "-from", "renée@example.org", "-to", "josé@example.com", "-quiet", eml)
+	got := ts.messages()
+	if code != 0 || len(got) != 1 || got[0].from != "renée@example.org" || got[0].to[0] != "josé@example.com" || !got[0].utf8 {
+		t.Fatalf("exit %d, %q, server got %+v", code, out, got)
+	}
 }
 
 func TestMboxHelpers(t *testing.T) {

@@ -61,7 +61,11 @@ func (s *sender) send(from string, to []string, data []byte) (outcome, string) {
 }
 
 func (s *sender) transaction(from string, to []string, data []byte) error {
-	if err := s.c.Mail(from, nil); err != nil {
+	var opts *smtp.MailOptions
+	if !isASCII(append([]string{from}, to...)...) {
+		opts = &smtp.MailOptions{UTF8: true} // SMTPUTF8 (RFC 6531)
+	}
+	if err := s.c.Mail(from, opts); err != nil {
 		return err
 	}
 	for _, rcpt := range to {
@@ -78,6 +82,17 @@ func (s *sender) transaction(from string, to []string, data []byte) error {
 		return err
 	}
 	return w.Close()
+}
+
+func isASCII(list ...string) bool {
+	for _, s := range list {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func replyText(e *smtp.SMTPError) string {

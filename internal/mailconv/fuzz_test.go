@@ -5,10 +5,10 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/pdatacheck"
 )
 
 func FuzzConvert(f *testing.F) {
@@ -56,33 +56,8 @@ func FuzzConvert(f *testing.F) {
 				t.Fatalf("recovered panic: %s", pe)
 			}
 		}
-		checkUTF8(t, "body", lr.Body())
-		lr.Attributes().Range(func(k string, v pcommon.Value) bool {
-			checkUTF8(t, k, v)
-			return true
-		})
+		if bad := pdatacheck.InvalidUTF8(lr); bad != "" {
+			t.Fatalf("invalid UTF-8 in %s", bad)
+		}
 	})
-}
-
-// checkUTF8 fails when any string (key or value) in v is not valid UTF-8.
-func checkUTF8(t *testing.T, path string, v pcommon.Value) {
-	t.Helper()
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		if !utf8.ValidString(v.Str()) {
-			t.Fatalf("%s: invalid UTF-8 %q", path, v.Str())
-		}
-	case pcommon.ValueTypeMap:
-		v.Map().Range(func(k string, mv pcommon.Value) bool {
-			if !utf8.ValidString(k) {
-				t.Fatalf("%s: invalid UTF-8 key %q", path, k)
-			}
-			checkUTF8(t, path+"."+k, mv)
-			return true
-		})
-	case pcommon.ValueTypeSlice:
-		for i := 0; i < v.Slice().Len(); i++ {
-			checkUTF8(t, path+"[]", v.Slice().At(i))
-		}
-	}
 }

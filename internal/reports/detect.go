@@ -136,6 +136,10 @@ func (x *extraction) readPayload(body io.Reader, name string) {
 		x.readFailed(err, name)
 		return
 	}
+	if format == formatUnknown {
+		return // e.g. a zip without a .xml or .json entry
+	}
+	r = &ctxReader{ctx: x.ctx, r: r} // uncompressed payloads have no bounded layer
 	switch format {
 	case formatXML:
 		x.decodeDMARC(r, name)
@@ -164,35 +168,20 @@ func quoteName(name string) string {
 	return "report " + strings.ToValidUTF8(name, "\uFFFD")
 }
 
-// returnedPart is the header of a returned or reported message.
-type returnedPart struct {
-	fields []headerField
-}
-
+// headerField is one "Name: value" field, the name as written.
 type headerField struct{ name, value string }
 
-func readReturned(body io.Reader) returnedPart {
+// readReturned reads the header of a returned or reported message, in
+// wire order (the order Fields iterates in).
+func readReturned(body io.Reader) fieldBlock {
 	br := bufio.NewReader(io.LimitReader(body, maxReturnedBytes))
 	h, _ := textproto.ReadHeader(br)
-	var rp returnedPart
+	var b fieldBlock
 	fields := h.Fields()
 	for fields.Next() {
-		rp.fields = append(rp.fields, headerField{fields.Key(), valid(fields.Value())})
+		b = append(b, headerField{fields.Key(), valid(fields.Value())})
 	}
-	// Fields() iterates in reverse wire order; keep the order of the wire.
-	for i, j := 0, len(rp.fields)-1; i < j; i, j = i+1, j-1 {
-		rp.fields[i], rp.fields[j] = rp.fields[j], rp.fields[i]
-	}
-	return rp
-}
-
-func (rp returnedPart) get(name string) string {
-	for _, f := range rp.fields {
-		if strings.EqualFold(f.name, name) {
-			return f.value
-		}
-	}
-	return ""
+	return b
 }
 
 // fieldBlock is one block of "Name: value" fields of a report part, in

@@ -55,20 +55,20 @@ type dmarcRecord struct {
 		Type    string `xml:"type"`
 		Comment string `xml:"comment"`
 	} `xml:"row>policy_evaluated>reason"`
-	Identifiers dmarcIdentifiers `xml:"identifiers"`
-	Identities  dmarcIdentifiers `xml:"identities"` // pre-RFC draft
-	DKIMResults []struct {
-		Domain      string `xml:"domain"`
-		Selector    string `xml:"selector"`
-		Result      string `xml:"result"`
-		HumanResult string `xml:"human_result"`
-	} `xml:"auth_results>dkim"`
-	SPFResults []struct {
-		Domain      string `xml:"domain"`
-		Scope       string `xml:"scope"`
-		Result      string `xml:"result"`
-		HumanResult string `xml:"human_result"`
-	} `xml:"auth_results>spf"`
+	Identifiers dmarcIdentifiers  `xml:"identifiers"`
+	Identities  dmarcIdentifiers  `xml:"identities"` // pre-RFC draft
+	DKIMResults []dmarcAuthResult `xml:"auth_results>dkim"`
+	SPFResults  []dmarcAuthResult `xml:"auth_results>spf"`
+}
+
+// dmarcAuthResult is one DKIM signature (with a selector) or SPF check
+// (with a scope) of auth_results.
+type dmarcAuthResult struct {
+	Domain      string `xml:"domain"`
+	Selector    string `xml:"selector"`
+	Scope       string `xml:"scope"`
+	Result      string `xml:"result"`
+	HumanResult string `xml:"human_result"`
 }
 
 // dmarcNamespace is RFC 9990's.
@@ -105,6 +105,10 @@ func (x *extraction) decodeDMARC(r io.Reader, name string) {
 	// expanded; a reference to one is a syntax error.
 
 	root, err := firstElement(d)
+	if _, isLimit := asLimit(err); isLimit {
+		x.readFailed(err, name) // a limit, not a broken or foreign document
+		return
+	}
 	if err != nil || root.Name.Local != "feedback" {
 		return
 	}
@@ -224,29 +228,19 @@ func (x *extraction) dmarcRow(rec *dmarcRecord, rep *dmarcReport) {
 		rep.problems = appendOnce(rep.problems, fmt.Sprintf("row count %q is not a number", valid(rec.Count)))
 	}
 	a.PutInt("dmarc.count", count)
-	putStr(a, "source.address", strings.TrimSpace(rec.SourceIP))
-	putStr(a, "dmarc.disposition", strings.TrimSpace(rec.Disposition))
-	putStr(a, "dmarc.dkim", strings.TrimSpace(rec.DKIM))
-	putStr(a, "dmarc.spf", strings.TrimSpace(rec.SPF))
-	putStr(a, "dmarc.header_from", strings.TrimSpace(ids.HeaderFrom))
-	putStr(a, "dmarc.envelope_from", strings.TrimSpace(ids.EnvelopeFrom))
-	putStr(a, "dmarc.envelope_to", strings.TrimSpace(ids.EnvelopeTo))
-	var dDomain, dSel, dRes, sDomain, sScope, sRes, oType, oComment []string
-	for _, r := range rec.DKIMResults {
-		dDomain, dSel, dRes = append(dDomain, r.Domain), append(dSel, r.Selector), append(dRes, r.Result)
-	}
-	for _, r := range rec.SPFResults {
-		sDomain, sScope, sRes = append(sDomain, r.Domain), append(sScope, r.Scope), append(sRes, r.Result)
-	}
+	putStr(a, "source.address", rec.SourceIP)
+	putStr(a, "dmarc.disposition", rec.Disposition)
+	putStr(a, "dmarc.dkim", rec.DKIM)
+	putStr(a, "dmarc.spf", rec.SPF)
+	putStr(a, "dmarc.header_from", ids.HeaderFrom)
+	putStr(a, "dmarc.envelope_from", ids.EnvelopeFrom)
+	putStr(a, "dmarc.envelope_to", ids.EnvelopeTo)
+	putAuthAttrs(a, "dmarc.auth.dkim.", "selector", rec.DKIMResults, func(r dmarcAuthResult) string { return r.Selector })
+	putAuthAttrs(a, "dmarc.auth.spf.", "scope", rec.SPFResults, func(r dmarcAuthResult) string { return r.Scope })
+	var oType, oComment []string
 	for _, r := range rec.Reasons {
 		oType, oComment = append(oType, r.Type), append(oComment, r.Comment)
 	}
-	putStrs(a, "dmarc.auth.dkim.domain", dDomain)
-	putStrs(a, "dmarc.auth.dkim.selector", dSel)
-	putStrs(a, "dmarc.auth.dkim.result", dRes)
-	putStrs(a, "dmarc.auth.spf.domain", sDomain)
-	putStrs(a, "dmarc.auth.spf.scope", sScope)
-	putStrs(a, "dmarc.auth.spf.result", sRes)
 	putStrs(a, "dmarc.override.type", oType)
 	putStrs(a, "dmarc.override.comment", oComment)
 
@@ -271,30 +265,41 @@ func (x *extraction) dmarcRow(rec *dmarcRecord, rep *dmarcReport) {
 	putStr(idm, "envelope_from", ids.EnvelopeFrom)
 	putStr(idm, "envelope_to", ids.EnvelopeTo)
 	ar := row.PutEmptyMap("auth_results")
-	if len(rec.DKIMResults) > 0 {
-		s := ar.PutEmptySlice("dkim")
-		for _, r := range rec.DKIMResults {
-			m := s.AppendEmpty().SetEmptyMap()
-			putStr(m, "domain", r.Domain)
-			putStr(m, "selector", r.Selector)
-			putStr(m, "result", r.Result)
-			putStr(m, "human_result", r.HumanResult)
-		}
-	}
-	if len(rec.SPFResults) > 0 {
-		s := ar.PutEmptySlice("spf")
-		for _, r := range rec.SPFResults {
-			m := s.AppendEmpty().SetEmptyMap()
-			putStr(m, "domain", r.Domain)
-			putStr(m, "scope", r.Scope)
-			putStr(m, "result", r.Result)
-			putStr(m, "human_result", r.HumanResult)
-		}
-	}
+	putAuthBody(ar, "dkim", rec.DKIMResults)
+	putAuthBody(ar, "spf", rec.SPFResults)
 	for _, tok := range []string{rec.DKIM, rec.SPF} {
 		if isPass(tok) && strings.TrimSpace(tok) != "pass" {
 			rep.problems = appendOnce(rep.problems, fmt.Sprintf("result token %q is not lower case", valid(tok)))
 		}
+	}
+}
+
+// putAuthAttrs writes one list attribute per field of the results: the
+// domains, the selectors or scopes (detail), the results.
+func putAuthAttrs(a pcommon.Map, prefix, detailName string, results []dmarcAuthResult, detail func(dmarcAuthResult) string) {
+	var domains, details, outcomes []string
+	for _, r := range results {
+		domains, details, outcomes = append(domains, r.Domain), append(details, detail(r)), append(outcomes, r.Result)
+	}
+	putStrs(a, prefix+"domain", domains)
+	putStrs(a, prefix+detailName, details)
+	putStrs(a, prefix+"result", outcomes)
+}
+
+// putAuthBody writes the results as a list of maps; empty fields (a DKIM
+// result has no scope) are left out.
+func putAuthBody(m pcommon.Map, key string, results []dmarcAuthResult) {
+	if len(results) == 0 {
+		return
+	}
+	s := m.PutEmptySlice(key)
+	for _, r := range results {
+		rm := s.AppendEmpty().SetEmptyMap()
+		putStr(rm, "domain", r.Domain)
+		putStr(rm, "selector", r.Selector)
+		putStr(rm, "scope", r.Scope)
+		putStr(rm, "result", r.Result)
+		putStr(rm, "human_result", r.HumanResult)
 	}
 }
 
@@ -328,20 +333,20 @@ func (rep *dmarcReport) sealMeta(partial bool) reportMeta {
 			putStr(a, "dmarc.report.id", id)
 			putTime(a, "dmarc.report.begin", begin)
 			putTime(a, "dmarc.report.end", end)
-			putStr(a, "dmarc.policy.domain", strings.TrimSpace(pol.Domain))
-			putStr(a, "dmarc.policy.p", strings.TrimSpace(pol.P))
-			putStr(a, "dmarc.policy.sp", strings.TrimSpace(pol.SP))
-			putStr(a, "dmarc.policy.np", strings.TrimSpace(pol.NP))
-			putStr(a, "dmarc.policy.adkim", strings.TrimSpace(pol.ADKIM))
-			putStr(a, "dmarc.policy.aspf", strings.TrimSpace(pol.ASPF))
+			putStr(a, "dmarc.policy.domain", pol.Domain)
+			putStr(a, "dmarc.policy.p", pol.P)
+			putStr(a, "dmarc.policy.sp", pol.SP)
+			putStr(a, "dmarc.policy.np", pol.NP)
+			putStr(a, "dmarc.policy.adkim", pol.ADKIM)
+			putStr(a, "dmarc.policy.aspf", pol.ASPF)
 			if pct, err := strconv.Atoi(strings.TrimSpace(pol.PCT)); err == nil {
 				a.PutInt("dmarc.policy.pct", int64(pct))
 			}
-			putStr(a, "dmarc.policy.testing", strings.TrimSpace(pol.Testing))
+			putStr(a, "dmarc.policy.testing", pol.Testing)
 		},
 		body: func(b pcommon.Map) {
 			rm := b.PutEmptyMap("report_metadata")
-			putStr(rm, "version", strings.TrimSpace(rep.version))
+			putStr(rm, "version", rep.version)
 			putStr(rm, "org_name", m.OrgName)
 			putStr(rm, "email", m.Email)
 			putStr(rm, "extra_contact_info", m.ExtraContactInfo)
@@ -352,7 +357,7 @@ func (rep *dmarcReport) sealMeta(partial bool) reportMeta {
 			putStr(rm, "generator", m.Generator)
 			pp := b.PutEmptyMap("policy_published")
 			for _, kv := range [][2]string{{"domain", pol.Domain}, {"adkim", pol.ADKIM}, {"aspf", pol.ASPF}, {"p", pol.P}, {"sp", pol.SP}, {"np", pol.NP}, {"pct", pol.PCT}, {"fo", pol.FO}, {"testing", pol.Testing}, {"discovery_method", pol.DiscoveryMethod}} {
-				putStr(pp, kv[0], strings.TrimSpace(kv[1]))
+				putStr(pp, kv[0], kv[1])
 			}
 			putStr(b, "attachment", rep.name)
 			putStrs(b, "problems", rep.problems)

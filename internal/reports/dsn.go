@@ -31,7 +31,7 @@ var statusCode = regexp.MustCompile(`^[245]\.\d{1,3}\.\d{1,3}`)
 
 // dsnRows emits one record per recipient block, whatever its Action. A
 // failed or delayed delivery is WARN.
-func (x *extraction) dsnRows(d dsnReport, orig returnedPart) {
+func (x *extraction) dsnRows(d dsnReport, orig fieldBlock) {
 	start := x.out.Len()
 	reporting := stripType(d.message.get("Reporting-MTA"))
 	arrival := parseMailDate(d.message.get("Arrival-Date"))
@@ -64,8 +64,8 @@ func (x *extraction) dsnRows(d dsnReport, orig returnedPart) {
 		body := lr.Body().SetEmptyMap()
 		putFields(body.PutEmptyMap("per_message"), d.message)
 		putFields(body.PutEmptyMap("per_recipient"), rcpt)
-		if len(orig.fields) > 0 {
-			putFields(body.PutEmptyMap("returned_headers"), fieldBlock(orig.fields))
+		if len(orig) > 0 {
+			putFields(body.PutEmptyMap("returned_headers"), orig)
 		}
 	}
 	x.seal(start, reportMeta{kind: KindDSN, reporter: reporting, id: x.reportID(d.message), begin: arrival})

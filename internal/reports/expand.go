@@ -75,7 +75,7 @@ type expander struct {
 
 // open returns the innermost payload and its format. An error is a limit
 // hit (*limitError) or a broken container; formatUnknown with a nil error
-// means the payload is not a report.
+// means the payload is not a report, and the reader may then be nil.
 func (e *expander) open(payload []byte) (io.Reader, string, error) {
 	br := bufio.NewReaderSize(bytes.NewReader(payload), 32<<10)
 	return e.openLayer(br, payload, 0)
@@ -207,6 +207,19 @@ func (b *boundedReader) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// ctxReader stops reading when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // readAtMost reads r whole when it has at most max bytes.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -160,6 +161,10 @@ func TestFieldHelpers(t *testing.T) {
 		if got := stripType(in); got != want {
 			t.Errorf("stripType(%q) = %q, want %q", in, got, want)
 		}
+	}
+	returned := readReturned(strings.NewReader("A: 1\r\nB: 2\r\na: 3\r\n\r\nbody"))
+	if fmt.Sprint(returned) != "[{A 1} {B 2} {A 3}]" || returned.get("a") != "1" {
+		t.Errorf("returned header %v: want wire order", returned)
 	}
 	blocks := readFieldBlocks([]byte("A: 1\r\n folded\r\nnot a field\r\n\r\n\r\nB: 2\nB: 3\n"))
 	if len(blocks) != 2 || blocks[0].get("a") != "1 folded" || strings.Join(blocks[1].all("B"), ",") != "2,3" {

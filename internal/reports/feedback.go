@@ -15,7 +15,7 @@ import (
 // feedback reports and delivery status notifications, which need the
 // returned message's header that usually follows them.
 func (x *extraction) finish() {
-	var orig returnedPart
+	var orig fieldBlock
 	if len(x.returned) > 0 {
 		orig = x.returned[0]
 	}
@@ -36,7 +36,7 @@ func (x *extraction) finish() {
 // feedbackRow emits one message/feedback-report part (RFC 5965, with the
 // DMARC failure report fields of RFC 6591 / RFC 9991). It is WARN for
 // authentication failure reports.
-func (x *extraction) feedbackRow(index int, b fieldBlock, orig returnedPart) {
+func (x *extraction) feedbackRow(index int, b fieldBlock, orig fieldBlock) {
 	ftype := strings.TrimSpace(b.get("Feedback-Type"))
 	authFailure := b.get("Auth-Failure")
 	start := x.out.Len()
@@ -70,8 +70,8 @@ func (x *extraction) feedbackRow(index int, b fieldBlock, orig returnedPart) {
 
 	body := lr.Body().SetEmptyMap()
 	putFields(body.PutEmptyMap("feedback_report"), b)
-	if len(orig.fields) > 0 {
-		putFields(body.PutEmptyMap("reported_headers"), fieldBlock(orig.fields))
+	if len(orig) > 0 {
+		putFields(body.PutEmptyMap("reported_headers"), orig)
 		putStr(body, "reported_message_id", unbracket(orig.get("Message-ID")))
 	}
 	reporter := b.get("Reporting-MTA")

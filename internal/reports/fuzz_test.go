@@ -5,10 +5,10 @@ import (
 	"io"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/pdatacheck"
 
 	"github.com/smtpreceiver/smtpreceiver/internal/reports/reportgen"
 )
@@ -16,8 +16,15 @@ import (
 // fuzzLimits are small so that a run explores the limits, not big inputs.
 var fuzzLimits = Limits{MaxCompressedBytes: 64 << 10, MaxDecompressedBytes: 256 << 10, MaxRows: 50, MaxParts: 20}
 
-func newFuzzExtraction(out plog.LogRecordSlice, res *Result) *extraction {
-	return &extraction{ctx: context.Background(), email: testEmail, limits: fuzzLimits.withDefaults(), out: out, res: res}
+// fuzzDecoder runs decode on each input with a fresh extraction and checks
+// its records.
+func fuzzDecoder(f *testing.F, decode func(x *extraction, doc []byte)) {
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		out := plog.NewLogRecordSlice()
+		var res Result
+		decode(&extraction{ctx: context.Background(), email: testEmail, limits: fuzzLimits.withDefaults(), out: out, res: &res}, doc)
+		checkRecords(t, res, out)
+	})
 }
 
 // checkRecords fails on what must never happen whatever the input: an
@@ -35,34 +42,11 @@ func checkRecords(t *testing.T, res Result, out plog.LogRecordSlice) {
 	}
 	for i := 0; i < out.Len(); i++ {
 		lr := out.At(i)
-		checkUTF8(t, "body", lr.Body())
-		lr.Attributes().Range(func(k string, v pcommon.Value) bool {
-			checkUTF8(t, k, v)
-			return true
-		})
+		if bad := pdatacheck.InvalidUTF8(lr); bad != "" {
+			t.Fatalf("invalid UTF-8 in %s", bad)
+		}
 		if _, ok := lr.Attributes().Get("log.record.uid"); !ok || lr.EventName() == "" {
 			t.Fatalf("record %d without uid or event name", i)
-		}
-	}
-}
-
-func checkUTF8(t *testing.T, path string, v pcommon.Value) {
-	switch v.Type() {
-	case pcommon.ValueTypeStr:
-		if !utf8.ValidString(v.Str()) {
-			t.Fatalf("%s: invalid UTF-8 %q", path, v.Str())
-		}
-	case pcommon.ValueTypeMap:
-		v.Map().Range(func(k string, mv pcommon.Value) bool {
-			if !utf8.ValidString(k) {
-				t.Fatalf("%s: invalid UTF-8 key %q", path, k)
-			}
-			checkUTF8(t, path+"."+k, mv)
-			return true
-		})
-	case pcommon.ValueTypeSlice:
-		for i := 0; i < v.Slice().Len(); i++ {
-			checkUTF8(t, path, v.Slice().At(i))
 		}
 	}
 }
@@ -78,9 +62,9 @@ func FuzzExpand(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		e := &expander{ctx: context.Background(), limits: fuzzLimits.withDefaults()}
-		r, _, err := e.open(payload)
-		if err != nil || r == nil {
-			return // not a report (a zip without a report entry), or refused
+		r, format, err := e.open(payload)
+		if err != nil || format == formatUnknown {
+			return // a limit, a broken container, or no report (r is nil then)
 		}
 		n, _ := io.Copy(io.Discard, r)
 		if n > fuzzLimits.MaxDecompressedBytes {
@@ -97,13 +81,7 @@ func FuzzDMARC(f *testing.F) {
 	f.Add(reportgen.BillionLaughs())
 	f.Add([]byte(`<?xml version="1.0" encoding="ISO-8859-1"?><feedback><record><row><count>x</count></row></record>`))
 	f.Add([]byte("<feedback><report_metadata><date_range><begin>-1</begin></date_range></report_metadata><record/><record>"))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		out := plog.NewLogRecordSlice()
-		var res Result
-		x := newFuzzExtraction(out, &res)
-		x.decodeDMARC(strings.NewReader(string(doc)), "fuzz.xml")
-		checkRecords(t, res, out)
-	})
+	fuzzDecoder(f, func(x *extraction, doc []byte) { x.decodeDMARC(strings.NewReader(string(doc)), "fuzz.xml") })
 }
 
 // FuzzTLSRPT: the TLS report decoder on any JSON.
@@ -111,13 +89,7 @@ func FuzzTLSRPT(f *testing.F) {
 	f.Add(reportgen.TLSRPT())
 	f.Add([]byte(`{"policies":[{"policy":{"mx-host":7},"failure-details":[{}]}],"report-id":1}`))
 	f.Add([]byte(`{"organization-name":"a","policies":{}}`))
-	f.Fuzz(func(t *testing.T, doc []byte) {
-		out := plog.NewLogRecordSlice()
-		var res Result
-		x := newFuzzExtraction(out, &res)
-		x.decodeTLSRPT(strings.NewReader(string(doc)), "fuzz.json")
-		checkRecords(t, res, out)
-	})
+	fuzzDecoder(f, func(x *extraction, doc []byte) { x.decodeTLSRPT(strings.NewReader(string(doc)), "fuzz.json") })
 }
 
 // FuzzFieldReports: the ARF and DSN decoders, through the whole email, on

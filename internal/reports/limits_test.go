@@ -103,6 +103,21 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// An uncompressed payload has no decompression layer to watch the time:
+// its reader stops at the deadline all the same.
+func TestTimeLimitOnPlainPayloads(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, payload := range map[string][]byte{"xml": manyRows(2), "json": reportgen.TLSRPT()} {
+		var res Result
+		x := &extraction{ctx: cancelled, limits: DefaultLimits(), out: plog.NewLogRecordSlice(), res: &res}
+		x.readPayload(bytes.NewReader(payload), "r."+name)
+		if fmt.Sprint(res.LimitHits) != "[time]" || x.out.Len() != 0 {
+			t.Errorf("%s: limits %v, errors %q, %d rows", name, res.LimitHits, res.Errors, x.out.Len())
+		}
+	}
+}
+
 // Go's encoding/xml expands no DTD entity: a billion laughs and an external
 // entity are syntax errors, with nothing expanded and no file read.
 func TestEntitiesAreNotExpanded(t *testing.T) {

@@ -64,11 +64,12 @@ func (x *extraction) seal(start int, m reportMeta) {
 	if ts.IsZero() {
 		ts = x.email.ReceivedAt
 	}
+	occurrence := x.occurrence(m)
 	for i := start; i < x.out.Len(); i++ {
 		lr := x.out.At(i)
 		lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 		attrs := lr.Attributes()
-		attrs.PutStr("log.record.uid", rowUID(m.kind, m.reporter, m.id, i-start))
+		attrs.PutStr("log.record.uid", rowUID(m.kind, m.reporter, m.id, occurrence, i-start))
 		if m.attrs != nil {
 			m.attrs(attrs)
 		}
@@ -84,19 +85,39 @@ func (x *extraction) seal(start int, m reportMeta) {
 	}
 }
 
+// occurrence numbers the reports of one email that share kind, reporter and
+// id: 0 for the first, which keeps its uids independent of the others.
+func (x *extraction) occurrence(m reportMeta) int {
+	if x.sealed == nil {
+		x.sealed = map[string]int{}
+	}
+	key := m.kind + "\x00" + m.reporter + "\x00" + m.id
+	n := x.sealed[key]
+	x.sealed[key] = n + 1
+	return n
+}
+
 // rowUID is deterministic, so that the rows of an email delivered twice
-// (a retry after a 4xx) can be deduplicated downstream.
-func rowUID(kind, reporter, id string, index int) string {
+// (a retry after a 4xx) can be deduplicated downstream. occurrence tells
+// apart reports of one email with the same identity; the first one's uids
+// hash as if there were no other.
+func rowUID(kind, reporter, id string, occurrence, index int) string {
 	h := sha256.New()
-	for _, s := range []string{kind, reporter, id, strconv.Itoa(index)} {
+	fields := []string{kind, reporter, id, strconv.Itoa(index)}
+	if occurrence > 0 {
+		fields = append(fields, strconv.Itoa(occurrence))
+	}
+	for _, s := range fields {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// putStr writes v without surrounding white space (XML reports indent
+// their values), and nothing when that leaves it empty.
 func putStr(m pcommon.Map, k, v string) {
-	if v != "" {
+	if v = strings.TrimSpace(v); v != "" {
 		m.PutStr(k, valid(v))
 	}
 }

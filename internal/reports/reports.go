@@ -66,25 +66,22 @@ func DefaultLimits() Limits {
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits()
-	if l.MaxCompressedBytes <= 0 {
-		l.MaxCompressedBytes = d.MaxCompressedBytes
-	}
-	if l.MaxDecompressedBytes <= 0 {
-		l.MaxDecompressedBytes = d.MaxDecompressedBytes
-	}
-	if l.MaxZipEntries <= 0 {
-		l.MaxZipEntries = d.MaxZipEntries
-	}
-	if l.MaxNesting <= 0 {
-		l.MaxNesting = d.MaxNesting
-	}
-	if l.MaxRows <= 0 {
-		l.MaxRows = d.MaxRows
-	}
-	if l.MaxParts <= 0 {
-		l.MaxParts = d.MaxParts
-	}
+	l.MaxCompressedBytes = orDefault(l.MaxCompressedBytes, d.MaxCompressedBytes)
+	l.MaxDecompressedBytes = orDefault(l.MaxDecompressedBytes, d.MaxDecompressedBytes)
+	l.MaxZipEntries = orDefault(l.MaxZipEntries, d.MaxZipEntries)
+	l.MaxNesting = orDefault(l.MaxNesting, d.MaxNesting)
+	l.MaxRows = orDefault(l.MaxRows, d.MaxRows)
+	l.MaxParts = orDefault(l.MaxParts, d.MaxParts)
 	return l
+}
+
+// orDefault: a zero or negative limit means the default, so that no limit
+// can be switched off by accident.
+func orDefault[T int | int64](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
 }
 
 // Options select the kinds to read and the limits. A nil Kinds means all.
@@ -175,9 +172,13 @@ type extraction struct {
 	res    *Result
 
 	parts    int
-	feedback []fieldBlock   // message/feedback-report parts, read whole
-	dsn      []dsnReport    // message/delivery-status parts
-	returned []returnedPart // message/rfc822, text/rfc822-headers: headers of the reported message
+	feedback []fieldBlock // message/feedback-report parts, read whole
+	dsn      []dsnReport  // message/delivery-status parts
+	returned []fieldBlock // message/rfc822, text/rfc822-headers: headers of the reported message
+	// sealed counts the reports sealed per kind, reporter and id, so that
+	// two reports of one email with the same identity (two delivery-status
+	// parts of one bounce) still give every row its own uid.
+	sealed map[string]int
 }
 
 // found records the kind of a report that yielded at least an attempt.

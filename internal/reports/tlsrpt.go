@@ -56,13 +56,18 @@ func (x *extraction) decodeTLSRPT(r io.Reader, name string) {
 		return
 	}
 	d := json.NewDecoder(r)
-	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+	tok, err := d.Token()
+	if _, isLimit := asLimit(err); isLimit {
+		x.readFailed(err, name)
+		return
+	}
+	if err != nil || tok != json.Delim('{') {
 		return
 	}
 	start := x.out.Len()
 	var meta tlsMeta
 	isReport := false
-	err := x.tlsMembers(d, &meta, &isReport)
+	err = x.tlsMembers(d, &meta, &isReport)
 	if !isReport {
 		return // rows are only emitted under "policies", which makes a report
 	}

@@ -103,6 +103,9 @@ type Config struct {
 	// Extension: SPF, DKIM and DMARC results on every record.
 	SenderAuth SenderAuthConfig `mapstructure:"sender_auth"`
 
+	// Extension: reports mailed by machines become records (reports.go).
+	Reports ReportsConfig `mapstructure:"reports"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -246,6 +249,9 @@ func (cfg *Config) Validate() error {
 		add("body_format", `must be "map" or "json", got %q`, cfg.BodyFormat)
 	}
 	if err := cfg.TLS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.Reports.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := cfg.ProxyProtocol.validate(); err != nil {

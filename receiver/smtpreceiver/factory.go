@@ -66,6 +66,7 @@ func createDefaultConfig() component.Config {
 		MaxMIMEParts:              conv.MaxParts,
 		MaxAttachmentContentBytes: conv.MaxAttachmentContentBytes,
 		SenderAuth:                defaultSenderAuthConfig(),
+		Reports:                   defaultReportsConfig(),
 	}
 }
 

@@ -50,6 +50,7 @@ type smtpReceiver struct {
 
 	resource        pcommon.Resource
 	convOpts        mailconv.Options
+	reports         *reportReader // nil when reports.enabled is false
 	pipelineTimeout time.Duration
 	shutdownGrace   time.Duration
 	creds           credentials
@@ -107,6 +108,7 @@ func newReceiver(set receiver.Settings, cfg *Config, next consumer.Logs) (*smtpR
 		obsrecv:         obsrecv,
 		resource:        deviceResource(set.ID, cfg),
 		convOpts:        conversionOptions(cfg),
+		reports:         newReportReader(cfg),
 		recipients:      newRecipientFilter(cfg.AcceptedRecipients),
 		pipelineTimeout: cfg.pipelineTimeout(),
 		shutdownGrace:   defaultShutdownGrace,

@@ -163,16 +163,24 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
 	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
-	var in io.Reader = &s.limit
+	var msg io.Reader = &s.limit
+	var spool *reportSpool
+	if s.r.reports != nil {
+		// Reports are read from a bounded copy once mailconv has the
+		// message; they become records of the same Logs.
+		spool = s.r.reports.spool()
+		defer spool.release()
+		msg = io.TeeReader(msg, spool)
+	}
 	env := s.envelope()
 	if ck := s.takeSenderAuth(); ck != nil {
 		// DKIM hashes the exact bytes while they stream; the results land
 		// on the record once the message has been read.
 		defer ck.Abort()
-		in = io.TeeReader(&s.limit, ck)
+		msg = io.TeeReader(msg, ck)
 		env.Enrich = recordSenderAuth(ck)
 	}
-	res, err := mailconv.Convert(in, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
+	res, err := mailconv.Convert(msg, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
@@ -189,6 +197,9 @@ func (s *session) Data(r io.Reader) error {
 	}
 	if len(res.ParseErrors) > 0 {
 		s.w.parseError()
+	}
+	if spool != nil {
+		s.r.reports.read(s.r.consumeCtx, spool, sl.LogRecords(), s.w, s.r.pipelineTimeout)
 	}
 	return s.consume(logs)
 }
@@ -248,7 +259,7 @@ func (s *session) consume(logs plog.Logs) error {
 	start := time.Now()
 	err := s.r.next.ConsumeLogs(ctx, logs)
 	s.w.consumed(time.Since(start))
-	s.r.obsrecv.EndLogsOp(ctx, "email", 1, err)
+	s.r.obsrecv.EndLogsOp(ctx, "email", logs.LogRecordCount(), err)
 	if err == nil {
 		s.w.messageAccepted()
 		return nil

@@ -39,6 +39,7 @@ func Fixtures() []Fixture {
 			Attachment("application/tlsrpt+json", "report.json", TLSRPT()))},
 		{"feedback-arf", Feedback()},
 		{"dsn-bounce", DSN()},
+		{"dsn-global", GlobalDSN()},
 
 		// Broken reports.
 		{"broken-truncated-xml", AggregateEmail("agg-truncated", "application/gzip", "report.xml.gz", Gzip(truncateAt(rfc7489, "<source_ip>198.51.100.23")))},

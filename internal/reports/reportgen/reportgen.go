@@ -90,12 +90,14 @@ func (a Aggregate) XML() []byte {
 			b.WriteString("  <version>1.0</version>\n")
 		}
 	case Draft:
+		// The dmarc.org draft schema has no <version> (and names the
+		// identifiers <identities>).
 		b.WriteString("<feedback>\n")
-		if !a.NoVersion {
-			b.WriteString("  <version>0.1</version>\n")
-		}
 	default:
 		b.WriteString("<feedback>\n")
+		if !a.NoVersion {
+			b.WriteString("  <version>1.0</version>\n")
+		}
 	}
 	fmt.Fprintf(&b, "  <report_metadata>\n    <org_name>%s</org_name>\n    <email>noreply-dmarc@%s</email>\n", a.OrgName, "receiver.example.com")
 	fmt.Fprintf(&b, "    <report_id>%s</report_id>\n    <date_range>\n      <begin>%d</begin>\n      <end>%d</end>\n    </date_range>\n", a.ReportID, a.Begin.Unix(), a.End.Unix())
@@ -304,10 +306,26 @@ func DSN() []byte {
 		"Final-Recipient: rfc822; slow@example.net\r\nAction: delayed\r\nStatus: 4.4.1\r\n" +
 		"Diagnostic-Code: smtp; 421 4.4.1 connection timed out\r\nWill-Retry-Until: Thu, 05 Nov 2026 08:00:00 +0000\r\n"
 	returned := "From: <alice@example.org>\r\nTo: <nobody@example.com>, <slow@example.net>\r\nSubject: Minutes\r\nMessage-ID: <minutes-7@example.org>\r\n"
-	return Message("Undelivered Mail Returned to Sender", "bounce-1@mx.example.org", "delivery-status",
-		Text("I'm sorry to have to inform you that your message could not be delivered.\r\n"),
-		Part{ContentType: "message/delivery-status", Body: []byte(status)},
-		Part{ContentType: "text/rfc822-headers", Body: []byte(returned)})
+	return bounce("bounce-1@mx.example.org", "delivery-status", "text/rfc822-headers", status, returned)
+}
+
+// bounce wraps a delivery status and the returned header as a
+// multipart/report of reportType.
+func bounce(messageID, reportType, headersType, status, returned string) []byte {
+	return Message("Undelivered Mail Returned to Sender", messageID, reportType,
+		Text("Your message could not be delivered.\r\n"),
+		Part{ContentType: "message/" + reportType, Body: []byte(status)},
+		Part{ContentType: headersType, Body: []byte(returned)})
+}
+
+// GlobalDSN writes an internationalized bounce (RFC 6533): UTF-8 address
+// types and a message/global-headers part.
+func GlobalDSN() []byte {
+	status := "Reporting-MTA: dns; mx.example.org\r\nArrival-Date: Mon, 02 Nov 2026 09:00:00 +0000\r\n\r\n" +
+		"Final-Recipient: utf-8; josé@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n" +
+		"Remote-MTA: dns; mx.example.com\r\nDiagnostic-Code: smtp; 550 5.1.1 unknown user\r\n"
+	returned := "From: <renée@example.org>\r\nTo: <josé@example.com>\r\nSubject: Résumé\r\nMessage-ID: <cv-1@example.org>\r\n"
+	return bounce("bounce-2@mx.example.org", "global-delivery-status", "message/global-headers", status, returned)
 }
 
 // ---------------------------------------------------------------- bombs

@@ -37,6 +37,9 @@ type TelemetryBuilder struct {
 	SMTPMessagesRejected     metric.Int64Counter
 	SMTPRecipientsAccepted   metric.Int64Counter
 	SMTPRecipientsRejected   metric.Int64Counter
+	SMTPReportLimitHits      metric.Int64Counter
+	SMTPReportRecords        metric.Int64Counter
+	SMTPReportsRead          metric.Int64Counter
 	SMTPSenderAuthCacheHits  metric.Int64Counter
 	SMTPSenderAuthDNSQueries metric.Int64Counter
 	SMTPSenderAuthDuration   metric.Float64Histogram
@@ -141,6 +144,24 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_smtp_recipients_rejected",
 		metric.WithDescription("Recipients (RCPT TO) refused, by reason (limit, invalid, not_accepted). [Alpha]"),
 		metric.WithUnit("{recipient}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPReportLimitHits, err = builder.meter.Int64Counter(
+		"otelcol_smtp_report_limit_hits",
+		metric.WithDescription("Report limits hit, by limit; the email record carries email.report.error. [Alpha]"),
+		metric.WithUnit("{hit}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPReportRecords, err = builder.meter.Int64Counter(
+		"otelcol_smtp_report_records",
+		metric.WithDescription("Records derived from report rows (DMARC records, TLS-RPT policies and failures, feedback reports, DSN recipients), by kind. [Alpha]"),
+		metric.WithUnit("{record}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPReportsRead, err = builder.meter.Int64Counter(
+		"otelcol_smtp_reports_read",
+		metric.WithDescription("Accepted emails that carried a report, by kind. [Alpha]"),
+		metric.WithUnit("{message}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPSenderAuthCacheHits, err = builder.meter.Int64Counter(

@@ -30,6 +30,9 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPMessagesRejected.Add(context.Background(), 1)
 	tb.SMTPRecipientsAccepted.Add(context.Background(), 1)
 	tb.SMTPRecipientsRejected.Add(context.Background(), 1)
+	tb.SMTPReportLimitHits.Add(context.Background(), 1)
+	tb.SMTPReportRecords.Add(context.Background(), 1)
+	tb.SMTPReportsRead.Add(context.Background(), 1)
 	tb.SMTPSenderAuthCacheHits.Add(context.Background(), 1)
 	tb.SMTPSenderAuthDNSQueries.Add(context.Background(), 1)
 	tb.SMTPSenderAuthDuration.Record(context.Background(), 1)
@@ -69,6 +72,15 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPRecipientsRejected(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPReportLimitHits(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPReportRecords(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPReportsRead(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSenderAuthCacheHits(t, testTel,
