@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real SMTP clients the end-to-end suite (./e2e, `make e2e`) drives:
 # swaks (with its TLS modules), curl, python3, openssl and Postfix's
-# smtp-source load generator.
+# smtp-source load generator; dnsmasq (dnsmasq-base, no service) serves the
+# test zone of the sender authentication tests.
 #
 # Idempotent: installs only what is missing, runs `apt-get update` at most once
 # and only when something has to be installed. Non-interactive (no stdin
@@ -29,6 +30,11 @@ have_smtp_source() {
 	have smtp-source || [ -x /usr/sbin/smtp-source ] || [ -x /usr/lib/postfix/sbin/smtp-source ]
 }
 
+# dnsmasq is in /usr/sbin too.
+have_dnsmasq() {
+	have dnsmasq || [ -x /usr/sbin/dnsmasq ]
+}
+
 # swaks needs IO::Socket::SSL (and Net::SSLeay) for --tls / --tls-on-connect.
 have_perl_tls() {
 	have perl && perl -MIO::Socket::SSL -MNet::SSLeay -e 1 >/dev/null 2>&1
@@ -40,6 +46,7 @@ have_perl_tls || pkgs+=(libio-socket-ssl-perl libnet-ssleay-perl)
 have curl || pkgs+=(curl)
 have python3 || pkgs+=(python3)
 have openssl || pkgs+=(openssl)
+have_dnsmasq || pkgs+=(dnsmasq-base)
 need_postfix=0
 if ! have_smtp_source; then
 	need_postfix=1
@@ -47,7 +54,7 @@ if ! have_smtp_source; then
 fi
 
 if [ "${#pkgs[@]}" -eq 0 ]; then
-	echo "e2e-deps: all tools present (swaks, curl, python3, openssl, smtp-source)"
+	echo "e2e-deps: all tools present (swaks, curl, python3, openssl, smtp-source, dnsmasq)"
 	exit 0
 fi
 
@@ -93,6 +100,7 @@ have_perl_tls || missing+=("perl IO::Socket::SSL")
 have curl || missing+=(curl)
 have python3 || missing+=(python3)
 have openssl || missing+=(openssl)
+have_dnsmasq || missing+=(dnsmasq)
 have_smtp_source || missing+=(smtp-source)
 if [ "${#missing[@]}" -ne 0 ]; then
 	echo "e2e-deps: still missing after install: ${missing[*]}" >&2

@@ -58,18 +58,19 @@ func TestEveryReceiverFieldPassesThrough(t *testing.T) {
 		if v == nil {
 			continue // a pointer unset by default, e.g. require_tls: sampled above
 		}
-		// Nested keys ("tls.status") go into their block.
-		block, sub, nested := strings.Cut(k, ".")
-		if !nested {
-			props[k] = v
-			continue
+		// Nested keys ("tls.status", "sender_auth.dns.server") go into
+		// their blocks.
+		path := strings.Split(k, ".")
+		m := props
+		for _, block := range path[:len(path)-1] {
+			inner, _ := m[block].(map[string]any)
+			if inner == nil {
+				inner = map[string]any{}
+				m[block] = inner
+			}
+			m = inner
 		}
-		m, _ := props[block].(map[string]any)
-		if m == nil {
-			m = map[string]any{}
-			props[block] = m
-		}
-		m[sub] = v
+		m[path[len(path)-1]] = v
 	}
 	for k, v := range sample {
 		if _, ok := keys[k]; ok && v != nil {
@@ -94,12 +95,12 @@ func TestEveryReceiverFieldPassesThrough(t *testing.T) {
 		if identityFields[k] {
 			continue
 		}
-		block, sub, nested := strings.Cut(k, ".")
-		if nested {
-			assert.Contains(t, recv[block], sub, "%s passed through", k)
-			continue
+		path := strings.Split(k, ".")
+		m := recv
+		for _, block := range path[:len(path)-1] {
+			m, _ = m[block].(map[string]any)
 		}
-		assert.Contains(t, recv, k, "%s passed through", k)
+		assert.Contains(t, m, path[len(path)-1], "%s passed through", k)
 	}
 	assert.Equal(t, 45, recv["pipeline_timeout"])
 }

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -26,6 +27,12 @@ type Envelope struct {
 	TLSVersion string         // "1.2" / "1.3", "" without TLS
 	TLSCipher  string         // e.g. "TLS_AES_128_GCM_SHA256", "" without TLS
 	ReceivedAt time.Time      // when the message transfer (DATA or the first BDAT) began
+	// Enrich, when set, is called once the whole message has been read
+	// (never after a read error), with the record's attributes and body
+	// map before the body is encoded: the caller adds what it learned
+	// from the same bytes (sender authentication) without mailconv
+	// knowing about it.
+	Enrich func(attrs, body pcommon.Map)
 }
 
 // Options tune the conversion. Zero numeric fields mean "use the default".
@@ -107,6 +114,9 @@ func Convert(r io.Reader, env Envelope, opts Options, lr plog.LogRecord) (Result
 		_, _ = io.Copy(io.Discard, cr)
 	}
 
+	if cr.err != nil {
+		env.Enrich = nil
+	}
 	// Two steps: decode the header fields into msg, then write the record.
 	msg.decode(opts)
 	res := Result{Size: cr.n, ParseErrors: msg.decoded.parseErrors}

@@ -30,9 +30,12 @@ func writeRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts
 	if opts.BodyFormat == BodyFormatJSON {
 		body := pcommon.NewMap()
 		w.body(body)
+		w.enrich(lr, body)
 		lr.Body().SetStr(mapJSON(body))
 	} else {
-		w.body(lr.Body().SetEmptyMap())
+		body := lr.Body().SetEmptyMap()
+		w.body(body)
+		w.enrich(lr, body)
 	}
 	w.attributes(lr.Attributes())
 
@@ -42,6 +45,13 @@ func writeRecord(lr plog.LogRecord, env Envelope, msg *message, size int64, opts
 	}
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 	lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(env.ReceivedAt))
+}
+
+// enrich runs the caller's Envelope.Enrich before the body is encoded.
+func (w *recordWriter) enrich(lr plog.LogRecord, body pcommon.Map) {
+	if w.env.Enrich != nil {
+		w.env.Enrich(lr.Attributes(), body)
+	}
 }
 
 // recordWriter holds what the body and the attributes share, formatted once.

@@ -172,6 +172,9 @@ func (ck *Check) results() *Results {
 	if cfg.DMARC {
 		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery}
 		res.DMARC = e.evaluate(ctx, hdr.Values("From"), res.SPF, res.DKIM)
+		if ck.header.overflow && res.DMARC.Result == "permerror" {
+			res.DMARC.Reason += " (the header was cut at max_header_bytes)"
+		}
 	}
 	res.AuthenticationResults = formatResults(cfg.AuthservID, res)
 	return res
@@ -201,6 +204,12 @@ func (ck *Check) observe(res *Results) {
 	}
 	if res.DMARC != nil {
 		o.result("dmarc", res.DMARC.Result)
+	}
+	if res.DKIM != nil && res.DKIM.Ignored > 0 {
+		o.limited("max_dkim_signatures")
+	}
+	if ck.header.overflow {
+		o.limited("max_header_bytes")
 	}
 	o.duration(time.Since(ck.start))
 }

@@ -162,3 +162,32 @@ func TestCheckAbort(t *testing.T) {
 	}
 	<-ck.spfDone // the hanging lookup ended with the abort
 }
+
+// TestCheckLimitsCounted: signatures past max_dkim_signatures and a header
+// cut at MaxHeaderBytes are reported to the observer.
+func TestCheckLimitsCounted(t *testing.T) {
+	f, msg := signedZone(t)
+	_, ek, _ := testKeys(t)
+	var mu sync.Mutex
+	var limits []string
+	cfg := allChecks(5 * time.Second)
+	cfg.MaxDKIMSignatures = 1
+	cfg.MaxHeaderBytes = 2048
+	cfg.Observer = &Observer{Limited: func(l string) { mu.Lock(); limits = append(limits, l); mu.Unlock() }}
+	c := NewChecker(cfg, f)
+	p := Params{ClientIP: clientIP, Helo: "mx.example.org", MailFrom: "alice@example.org", Verify: true}
+
+	res := deliver(c.Start(p), sign(t, msg, "example.org", "ed1", ek))
+	if res.DKIM.Ignored != 1 || len(limits) != 1 || limits[0] != "max_dkim_signatures" {
+		t.Fatalf("ignored %d, limits %v", res.DKIM.Ignored, limits)
+	}
+	limits = nil
+	long := "X-Padding: " + strings.Repeat("x", 4096) + "\r\n" + msg
+	res = deliver(c.Start(p), long)
+	if len(limits) != 1 || limits[0] != "max_header_bytes" {
+		t.Fatalf("limits %v", limits)
+	}
+	if res.DMARC.Result != "permerror" {
+		t.Fatalf("From beyond the kept header must not be guessed: %+v", res.DMARC)
+	}
+}

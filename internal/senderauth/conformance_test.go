@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth/dnstest"
 )
 
 // The openspf RFC 7208 test suite ships with blitiri.com.ar/go/spf. It is
@@ -109,13 +111,13 @@ func zoneOf(data map[string][]map[string]yaml.Node) zone {
 					}
 				case "TXT":
 					for _, s := range strs(v) {
-						z.rrs[owner] = append(z.rrs[owner], &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: chunks(s)})
+						z.rrs[owner] = append(z.rrs[owner], &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: dnstest.TXTChunks(s)})
 					}
 				case "SPF":
 					// Type SPF is gone in RFC 7208; like the suite's own
 					// driver, serve it as TXT where no TXT exists.
 					if !hasTXT {
-						z.rrs[owner] = append(z.rrs[owner], &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: chunks(strings.Join(strs(v), ""))})
+						z.rrs[owner] = append(z.rrs[owner], &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: dnstest.TXTChunks(strings.Join(strs(v), ""))})
 					}
 				case "MX":
 					var mx []any
@@ -142,16 +144,6 @@ func zoneOf(data map[string][]map[string]yaml.Node) zone {
 		}
 	}
 	return z
-}
-
-// chunks splits a TXT string into the ≤255-byte strings of one record.
-func chunks(s string) []string {
-	var out []string
-	for len(s) > 255 {
-		out = append(out, s[:255])
-		s = s[255:]
-	}
-	return append(out, s)
 }
 
 // serve answers like a recursive resolver: CNAMEs followed (a bounded
@@ -211,8 +203,8 @@ func TestRFC7208Suite(t *testing.T) {
 	ran := 0
 	for _, doc := range docs {
 		z := zoneOf(doc.ZoneData)
-		srv := startTestServer(t, z.serve)
-		d, err := NewDNS(DNSConfig{Server: srv.addr, Timeout: 200 * time.Millisecond, CacheEntries: 1000})
+		srv := dnstest.Start(t, dns.HandlerFunc(z.serve))
+		d, err := NewDNS(DNSConfig{Server: srv.Addr, Timeout: 200 * time.Millisecond, CacheEntries: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

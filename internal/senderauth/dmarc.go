@@ -7,6 +7,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-msgauth/dmarc"
+	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -362,5 +363,11 @@ func authorDomain(fromFields []string) (string, error) {
 	if d == "" {
 		return "", fmt.Errorf("From address without a domain")
 	}
-	return d, nil
+	// An internationalized From domain is looked up and aligned in its
+	// A-label form (xn--...), as DNS and DKIM d= spell it.
+	ascii, err := idna.Lookup.ToASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("From domain %q is not a valid domain name: %v", d, err)
+	}
+	return ascii, nil
 }

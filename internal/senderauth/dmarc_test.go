@@ -120,6 +120,7 @@ func TestDMARCEvaluate(t *testing.T) {
 		{"servfail on discovery is temperror", org().failWith("_dmarc.example.org", "servfail"), "", []string{"a@example.org"}, nil, nil, "temperror", "", "example.org"},
 		{"aligned spf temperror is temperror", org(), "", []string{"a@example.org"}, &SPFResult{Result: "temperror", Domain: "example.org", Scope: ScopeMailFrom}, nil, "temperror", "reject", "example.org"},
 		{"several records are discarded", org().addTXT("_dmarc.example.net", "v=DMARC1; p=reject", "v=DMARC1; p=none"), "", []string{"a@example.net"}, nil, nil, "none", "", "example.net"},
+		{"internationalized From domain in A-labels", org().addTXT("_dmarc.xn--bcher-kva.example", "v=DMARC1; p=quarantine"), "", []string{"=?utf-8?q?B=C3=BCcher?= <info@bücher.example>"}, nil, dkimPass("xn--bcher-kva.example"), "pass", "quarantine", "xn--bcher-kva.example"},
 		{"psl discovery", org().addIP("deep.news.example.org", "192.0.2.3"), DiscoveryPSL, []string{"a@deep.news.example.org"}, nil, dkimPass("example.org"), "pass", "quarantine", "deep.news.example.org"},
 	}
 	for _, tt := range tests {

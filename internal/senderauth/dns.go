@@ -48,6 +48,14 @@ type DNS struct {
 	cache   *dnsCache // nil when disabled
 	flight  singleflight.Group
 	obs     *Observer
+
+	// base is the parent of every exchange; Close cancels it and waits
+	// for the exchanges to return, so no query outlives the receiver.
+	base     context.Context
+	stop     context.CancelFunc
+	mu       sync.Mutex // guards closed and inFlight.Add against Close
+	closed   bool
+	inFlight sync.WaitGroup
 }
 
 var _ Resolver = (*DNS)(nil)
@@ -68,6 +76,7 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 		tcp:     &dns.Client{Net: "tcp", Timeout: cfg.Timeout},
 		obs:     cfg.Observer,
 	}
+	d.base, d.stop = context.WithCancel(context.Background())
 	if cfg.CacheEntries > 0 {
 		d.cache = newDNSCache(cfg.CacheEntries)
 	}
@@ -172,6 +181,27 @@ func (d *DNS) LookupAddr(ctx context.Context, addr string) ([]string, error) {
 	return out, nil
 }
 
+// Close ends the queries in flight and waits for them; later lookups
+// fail as temporary errors.
+func (d *DNS) Close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.stop()
+	d.inFlight.Wait()
+}
+
+// enter registers an exchange unless the resolver is closed.
+func (d *DNS) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.inFlight.Add(1)
+	return true
+}
+
 // answer is what a query leaves in the cache: records, or a not-found.
 type answer struct {
 	rrs []dns.RR
@@ -195,7 +225,11 @@ func (d *DNS) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, e
 		return nil, notFound(name)
 	}
 	ch := d.flight.DoChan(key, func() (any, error) {
-		qctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+		if !d.enter() {
+			return nil, &net.DNSError{Err: "resolver closed", Name: name, IsTemporary: true}
+		}
+		defer d.inFlight.Done()
+		qctx, cancel := context.WithTimeout(d.base, d.timeout)
 		defer cancel()
 		a, err := d.exchange(qctx, fqdn, qtype)
 		d.obs.dnsQuery(dns.TypeToString[qtype], outcomeOf(err, a))
@@ -225,9 +259,9 @@ func (d *DNS) exchange(ctx context.Context, fqdn string, qtype uint16) (answer, 
 	m.SetEdns0(dns.DefaultMsgSize, false)
 	var lastErr error
 	for _, server := range d.servers {
-		resp, _, err := d.udp.ExchangeContext(ctx, m, server)
+		resp, err := exchangeOnce(ctx, d.udp, m, server)
 		if err == nil && resp.Truncated {
-			resp, _, err = d.tcp.ExchangeContext(ctx, m, server)
+			resp, err = exchangeOnce(ctx, d.tcp, m, server)
 		}
 		if err != nil {
 			lastErr = transportError(err, fqdn, server)
@@ -236,6 +270,24 @@ func (d *DNS) exchange(ctx context.Context, fqdn string, qtype uint16) (answer, 
 		return answerOf(resp, fqdn, qtype, server)
 	}
 	return answer{}, lastErr
+}
+
+// exchangeOnce sends one query on a connection of its own, closed as soon
+// as ctx ends: miekg/dns only honours a context's deadline, and a
+// cancelled query (a receiver shutting down) must not wait for it.
+func exchangeOnce(ctx context.Context, c *dns.Client, m *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(ctx, m, conn)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return resp, err
 }
 
 func transportError(err error, name, server string) error {

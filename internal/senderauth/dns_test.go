@@ -11,47 +11,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth/dnstest"
 )
-
-// testServer is a real DNS server on 127.0.0.1 (UDP and TCP on the same
-// port) answering from a handler function, counting the queries it gets.
-type testServer struct {
-	addr    string
-	queries atomic.Int64
-	udp     *dns.Server
-	tcp     *dns.Server
-}
-
-func startTestServer(t *testing.T, handle func(w dns.ResponseWriter, q *dns.Msg)) *testServer {
-	t.Helper()
-	s := &testServer{}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		s.queries.Add(1)
-		handle(w, q)
-	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.addr = pc.LocalAddr().String()
-	s.udp = &dns.Server{PacketConn: pc, Handler: h}
-	s.tcp = &dns.Server{Listener: l, Handler: h}
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go func() { _ = srv.ActivateAndServe() }()
-		<-started
-	}
-	t.Cleanup(func() {
-		_ = s.udp.Shutdown()
-		_ = s.tcp.Shutdown()
-	})
-	return s
-}
 
 // zoneHandler answers from a small test zone.
 func zoneHandler(w dns.ResponseWriter, q *dns.Msg) {
@@ -98,8 +60,8 @@ func newTestDNS(t *testing.T, server string, entries int, obs *Observer) *DNS {
 }
 
 func TestDNSAnswers(t *testing.T) {
-	srv := startTestServer(t, zoneHandler)
-	d := newTestDNS(t, srv.addr, 100, nil)
+	srv := dnstest.Start(t, dns.HandlerFunc(zoneHandler))
+	d := newTestDNS(t, srv.Addr, 100, nil)
 	ctx := context.Background()
 
 	txt, err := d.LookupTXT(ctx, "TXT.example.org")
@@ -135,10 +97,10 @@ func TestDNSAnswers(t *testing.T) {
 }
 
 func TestDNSCache(t *testing.T) {
-	srv := startTestServer(t, zoneHandler)
+	srv := dnstest.Start(t, dns.HandlerFunc(zoneHandler))
 	var hits, asked atomic.Int64
 	obs := &Observer{CacheHit: func(string) { hits.Add(1) }, DNSQuery: func(string, string) { asked.Add(1) }}
-	d := newTestDNS(t, srv.addr, 2, obs)
+	d := newTestDNS(t, srv.Addr, 2, obs)
 	ctx := context.Background()
 	lookup := func(name string) {
 		t.Helper()
@@ -150,21 +112,21 @@ func TestDNSCache(t *testing.T) {
 	lookup("txt.example.org")
 	lookup("missing.example.org") // negative answer, cached
 	lookup("missing.example.org")
-	if srv.queries.Load() != 2 || hits.Load() != 2 || asked.Load() != 2 {
-		t.Fatalf("server saw %d queries, %d cache hits, %d counted; want 2, 2, 2", srv.queries.Load(), hits.Load(), asked.Load())
+	if srv.Queries() != 2 || hits.Load() != 2 || asked.Load() != 2 {
+		t.Fatalf("server saw %d queries, %d cache hits, %d counted; want 2, 2, 2", srv.Queries(), hits.Load(), asked.Load())
 	}
 	lookup("fail.example.org") // SERVFAIL is not cached
 	lookup("fail.example.org")
-	if srv.queries.Load() != 4 {
-		t.Fatalf("SERVFAIL cached: %d queries", srv.queries.Load())
+	if srv.Queries() != 4 {
+		t.Fatalf("SERVFAIL cached: %d queries", srv.Queries())
 	}
 	lookup("n1.example.org") // a third entry evicts the least recently used
 	if d.cache.len() != 2 {
 		t.Fatalf("cache holds %d entries, cap is 2", d.cache.len())
 	}
 	lookup("txt.example.org")
-	if srv.queries.Load() != 6 {
-		t.Fatalf("evicted entry answered from cache: %d queries", srv.queries.Load())
+	if srv.Queries() != 6 {
+		t.Fatalf("evicted entry answered from cache: %d queries", srv.Queries())
 	}
 }
 
@@ -186,11 +148,11 @@ func TestDNSCacheExpiry(t *testing.T) {
 // the server is slow reach the server once.
 func TestDNSCollapsesIdenticalQueries(t *testing.T) {
 	release := make(chan struct{})
-	srv := startTestServer(t, func(w dns.ResponseWriter, q *dns.Msg) {
+	srv := dnstest.Start(t, dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		<-release
 		zoneHandler(w, q)
-	})
-	d := newTestDNS(t, srv.addr, 100, nil)
+	}))
+	d := newTestDNS(t, srv.Addr, 100, nil)
 	d.timeout = 10 * time.Second
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
@@ -211,7 +173,7 @@ func TestDNSCollapsesIdenticalQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := srv.queries.Load(); n != 1 {
+	if n := srv.Queries(); n != 1 {
 		t.Fatalf("server saw %d queries, want 1", n)
 	}
 }
@@ -249,5 +211,35 @@ func TestDNSTimeout(t *testing.T) {
 func TestNewDNSConfig(t *testing.T) {
 	if _, err := NewDNS(DNSConfig{Server: "127.0.0.1"}); err == nil {
 		t.Fatal("a server without a port must be refused")
+	}
+}
+
+// TestDNSCloseEndsQueriesInFlight: a receiver shutting down does not wait
+// for the per-query timeout of a server that never answers.
+func TestDNSCloseEndsQueriesInFlight(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	d, err := NewDNS(DNSConfig{Server: silent.LocalAddr().String(), Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		_, err := d.LookupTXT(context.Background(), "example.org")
+		done <- err
+	}()
+	buf := make([]byte, 512)
+	if _, _, err := silent.ReadFrom(buf); err != nil { // the query is on the wire
+		t.Fatal(err)
+	}
+	d.Close()
+	if err := <-done; !isTemporary(err) {
+		t.Fatalf("got %v, want a temporary error", err)
+	}
+	if _, err := d.LookupTXT(context.Background(), "example.net"); !isTemporary(err) {
+		t.Fatalf("after Close: %v", err)
 	}
 }

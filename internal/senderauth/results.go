@@ -101,6 +101,11 @@ type Observer struct {
 	CacheHit func(qtype string)
 	Result   func(method, result string)
 	Duration func(d time.Duration)
+	// Limited counts a message that hit a limit: "max_dkim_signatures"
+	// (signatures past it were not verified) or "max_header_bytes" (the
+	// header was cut there for From, DKIM-Signature and
+	// Authentication-Results).
+	Limited func(limit string)
 }
 
 func (o *Observer) dnsQuery(qtype, outcome string) {
@@ -118,6 +123,12 @@ func (o *Observer) cacheHit(qtype string) {
 func (o *Observer) result(method, result string) {
 	if o != nil && o.Result != nil {
 		o.Result(method, result)
+	}
+}
+
+func (o *Observer) limited(limit string) {
+	if o != nil && o.Limited != nil {
+		o.Limited(limit)
 	}
 }
 

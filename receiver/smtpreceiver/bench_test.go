@@ -20,60 +20,88 @@ import (
 // body, on a connection that stays open. It covers go-smtp, the session,
 // the conversion and ConsumeLogs (a no-op consumer), not the exporters.
 func BenchmarkSession(b *testing.B) {
-	r, err := newReceiver(nopSettings(), testConfig(nil), consumertest.NewNop())
+	r := startBenchReceiver(b, testConfig(nil))
+	c := dialBench(b, r.addr())
+	body := benchMessage
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		c.transaction("bench@example.com", body)
+	}
+}
+
+// benchMessage is a 4 KiB message.
+var benchMessage = "From: bench@example.com\r\nTo: sink@example.com\r\nSubject: load\r\n\r\n" +
+	strings.Repeat(strings.Repeat("x", 78)+"\r\n", 4096/80)
+
+func startBenchReceiver(b *testing.B, cfg *Config) *smtpReceiver {
+	b.Helper()
+	r, err := newReceiver(nopSettings(), cfg, consumertest.NewNop())
 	if err != nil {
 		b.Fatal(err)
 	}
 	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = r.Shutdown(context.Background()) }()
+	b.Cleanup(func() { _ = r.Shutdown(context.Background()) })
+	return r
+}
 
-	conn, err := net.Dial("tcp", r.addr())
+// benchClient is one SMTP connection past EHLO.
+type benchClient struct {
+	b    *testing.B
+	conn net.Conn
+	rd   *bufio.Reader
+}
+
+func dialBench(b *testing.B, addr string) *benchClient {
+	b.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
-	expect := func(prefix string) {
-		for {
-			line, err := rd.ReadString('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(line) >= 4 && line[3] == '-' {
-				continue
-			}
-			if !strings.HasPrefix(line, prefix) {
-				b.Fatalf("got %q, want %s", line, prefix)
-			}
+	b.Cleanup(func() { conn.Close() })
+	c := &benchClient{b: b, conn: conn, rd: bufio.NewReader(conn)}
+	c.expect("220")
+	c.send("EHLO bench\r\n")
+	c.expect("250")
+	return c
+}
+
+func (c *benchClient) expect(prefix string) {
+	for {
+		line, err := c.rd.ReadString('\n')
+		if err != nil {
+			c.b.Error(err)
 			return
 		}
-	}
-	send := func(s string) {
-		if _, err := conn.Write([]byte(s)); err != nil {
-			b.Fatal(err)
+		if len(line) >= 4 && line[3] == '-' {
+			continue
 		}
+		if !strings.HasPrefix(line, prefix) {
+			c.b.Errorf("got %q, want %s", line, prefix)
+		}
+		return
 	}
-	expect("220")
-	send("EHLO bench\r\n")
-	expect("250")
+}
 
-	body := "From: bench@example.com\r\nTo: sink@example.com\r\nSubject: load\r\n\r\n" +
-		strings.Repeat(strings.Repeat("x", 78)+"\r\n", 4096/80)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		send("MAIL FROM:<bench@example.com>\r\n")
-		expect("250")
-		send("RCPT TO:<sink@example.com>\r\n")
-		expect("250")
-		send("DATA\r\n")
-		expect("354")
-		send(body + ".\r\n")
-		expect("250")
+func (c *benchClient) send(s string) {
+	if _, err := c.conn.Write([]byte(s)); err != nil {
+		c.b.Error(err)
 	}
+}
+
+// transaction sends one message and waits for its 250.
+func (c *benchClient) transaction(from, msg string) {
+	c.send("MAIL FROM:<" + from + ">\r\n")
+	c.expect("250")
+	c.send("RCPT TO:<sink@example.com>\r\n")
+	c.expect("250")
+	c.send("DATA\r\n")
+	c.expect("354")
+	c.send(msg + ".\r\n")
+	c.expect("250")
 }
 
 // BenchmarkIdleConnections opens idleConns connections that each read the
@@ -90,14 +118,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 	cfg := testConfig(func(c *Config) {
 		c.MaxConnections, c.MaxConnectionsPerClient, c.Timeout = 2*idleConns, 2*idleConns, 300
 	})
-	r, err := newReceiver(nopSettings(), cfg, consumertest.NewNop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown(context.Background()) }()
+	r := startBenchReceiver(b, cfg)
 
 	first := true
 	for b.Loop() {

@@ -100,6 +100,9 @@ type Config struct {
 	IncludeAttachmentContent  bool   `mapstructure:"include_attachment_content"`
 	MaxAttachmentContentBytes int    `mapstructure:"max_attachment_content_bytes"`
 
+	// Extension: SPF, DKIM and DMARC results on every record.
+	SenderAuth SenderAuthConfig `mapstructure:"sender_auth"`
+
 	// Extension: reports mailed by machines become records (reports.go).
 	Reports ReportsConfig `mapstructure:"reports"`
 
@@ -252,6 +255,9 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := cfg.ProxyProtocol.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cfg.SenderAuth.validate(cfg.TrustedNetworks); err != nil {
 		errs = append(errs, err)
 	}
 	if cfg.RequireTLS != nil && *cfg.RequireTLS && !cfg.TLS.Status {

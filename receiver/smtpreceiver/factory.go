@@ -65,6 +65,7 @@ func createDefaultConfig() component.Config {
 		MaxMIMEDepth:              conv.MaxDepth,
 		MaxMIMEParts:              conv.MaxParts,
 		MaxAttachmentContentBytes: conv.MaxAttachmentContentBytes,
+		SenderAuth:                defaultSenderAuthConfig(),
 		Reports:                   defaultReportsConfig(),
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
@@ -58,6 +59,9 @@ type smtpReceiver struct {
 	limiter         *connLimiter
 	recipients      *recipientFilter
 	tlsConfig       *tls.Config
+	// senderAuth checks SPF, DKIM and DMARC; nil when sender_auth is off.
+	senderAuth    *senderauth.Checker
+	senderAuthDNS *senderauth.DNS
 
 	// consumeCtx is the parent of every ConsumeLogs; Shutdown cancels it
 	// only when its own deadline has passed.
@@ -185,6 +189,12 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 	}
 	r.limiter = newConnLimiter(r.cfg)
 	r.throttle = newAuthThrottle(r.limiter.isTrusted)
+	if r.cfg.SenderAuth.Enabled {
+		if r.senderAuth, r.senderAuthDNS, err = r.newSenderAuth(); err != nil {
+			r.telemetry.Shutdown()
+			return err
+		}
+	}
 	r.consumeCtx, r.cancelConsume = context.WithCancel(context.Background())
 
 	count := 1
@@ -202,6 +212,7 @@ func (r *smtpReceiver) Start(ctx context.Context, host component.Host) error {
 		r.workers = nil
 		ports.release(r.set.ID)
 		r.cancelConsume()
+		r.closeSenderAuth()
 		r.telemetry.Shutdown()
 		return err
 	}
@@ -453,6 +464,7 @@ func (r *smtpReceiver) Shutdown(ctx context.Context) error {
 	r.handlers.stop()
 	ports.release(r.set.ID)
 	r.cancelConsume()
+	r.closeSenderAuth()
 	close(r.stopStat)
 	r.statsWG.Wait()
 	r.telemetry.Shutdown()

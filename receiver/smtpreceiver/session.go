@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/smtpreceiver/smtpreceiver/internal/mailconv"
+	"github.com/smtpreceiver/smtpreceiver/internal/senderauth"
 	"github.com/smtpreceiver/smtpreceiver/receiver/smtpreceiver/internal/metadata"
 )
 
@@ -77,6 +78,9 @@ type session struct {
 	authFailures int
 	from         string
 	to           []string
+	// authCheck is the sender authentication of the current transaction,
+	// started at MAIL; nil when off or skipped.
+	authCheck *senderauth.Check
 
 	// limit is the reader of the message being received, kept here so
 	// that it is not allocated per message (one Data runs at a time).
@@ -96,9 +100,15 @@ func (s *session) Reset() {
 	s.helo = s.smtpConn.Hostname()
 	s.from = ""
 	s.to = nil
+	s.abortSenderAuth()
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abortSenderAuth()
+	return nil
+}
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.mu.Lock()
@@ -114,6 +124,8 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		return errBadSender
 	}
 	s.from = from
+	s.abortSenderAuth()
+	s.authCheck = s.startSenderAuth(from)
 	return nil
 }
 
@@ -160,7 +172,15 @@ func (s *session) Data(r io.Reader) error {
 		defer spool.release()
 		msg = io.TeeReader(msg, spool)
 	}
-	res, err := mailconv.Convert(msg, s.envelope(), s.r.convOpts, sl.LogRecords().AppendEmpty())
+	env := s.envelope()
+	if ck := s.takeSenderAuth(); ck != nil {
+		// DKIM hashes the exact bytes while they stream; the results land
+		// on the record once the message has been read.
+		defer ck.Abort()
+		msg = io.TeeReader(msg, ck)
+		env.Enrich = recordSenderAuth(ck)
+	}
+	res, err := mailconv.Convert(msg, env, s.r.convOpts, sl.LogRecords().AppendEmpty())
 	s.w.bytesReceived(res.Size)
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {

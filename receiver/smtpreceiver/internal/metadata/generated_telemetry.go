@@ -40,6 +40,11 @@ type TelemetryBuilder struct {
 	SMTPReportLimitHits      metric.Int64Counter
 	SMTPReportRecords        metric.Int64Counter
 	SMTPReportsRead          metric.Int64Counter
+	SMTPSenderAuthCacheHits  metric.Int64Counter
+	SMTPSenderAuthDNSQueries metric.Int64Counter
+	SMTPSenderAuthDuration   metric.Float64Histogram
+	SMTPSenderAuthLimited    metric.Int64Counter
+	SMTPSenderAuthResults    metric.Int64Counter
 	SMTPSessionsActive       metric.Int64UpDownCounter
 	SMTPSessionsOpened       metric.Int64Counter
 	SMTPTLSHandshakes        metric.Int64Counter
@@ -157,6 +162,37 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_smtp_reports_read",
 		metric.WithDescription("Accepted emails that carried a report, by kind. [Alpha]"),
 		metric.WithUnit("{message}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthCacheHits, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_cache_hits",
+		metric.WithDescription("DNS answers of sender authentication served from the receiver's cache, by record type. [Alpha]"),
+		metric.WithUnit("{query}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthDNSQueries, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_dns_queries",
+		metric.WithDescription("DNS queries sent for sender authentication (cache misses; identical concurrent ones count once), by record type and outcome. [Alpha]"),
+		metric.WithUnit("{query}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthDuration, err = builder.meter.Float64Histogram(
+		"otelcol_smtp_sender_auth_duration",
+		metric.WithDescription("Time from MAIL to the sender authentication results of one message (SPF runs while DATA streams). [Alpha]"),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries([]float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}...),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthLimited, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_limited",
+		metric.WithDescription("Messages whose sender authentication hit a limit, by limit (max_dkim_signatures, max_header_bytes). [Alpha]"),
+		metric.WithUnit("{message}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthResults, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_results",
+		metric.WithDescription("Sender authentication results recorded, by method (spf, dkim, dmarc) and RFC 8601 result. [Alpha]"),
+		metric.WithUnit("{result}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPSessionsActive, err = builder.meter.Int64UpDownCounter(

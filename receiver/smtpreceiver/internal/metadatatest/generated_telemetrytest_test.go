@@ -33,6 +33,11 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPReportLimitHits.Add(context.Background(), 1)
 	tb.SMTPReportRecords.Add(context.Background(), 1)
 	tb.SMTPReportsRead.Add(context.Background(), 1)
+	tb.SMTPSenderAuthCacheHits.Add(context.Background(), 1)
+	tb.SMTPSenderAuthDNSQueries.Add(context.Background(), 1)
+	tb.SMTPSenderAuthDuration.Record(context.Background(), 1)
+	tb.SMTPSenderAuthLimited.Add(context.Background(), 1)
+	tb.SMTPSenderAuthResults.Add(context.Background(), 1)
 	tb.SMTPSessionsActive.Add(context.Background(), 1)
 	tb.SMTPSessionsOpened.Add(context.Background(), 1)
 	tb.SMTPTLSHandshakes.Add(context.Background(), 1)
@@ -76,6 +81,21 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPReportsRead(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthCacheHits(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthDNSQueries(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthDuration(t, testTel,
+		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthLimited(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthResults(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSessionsActive(t, testTel,
