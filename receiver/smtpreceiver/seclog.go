@@ -33,6 +33,7 @@ type securityLog struct {
 	logger *zap.Logger
 	burst  int
 	window time.Duration
+	now    func() time.Time // time.Now but in tests
 
 	mu      sync.Mutex
 	windows map[securityKey]*securityWindow
@@ -54,6 +55,7 @@ func newSecurityLog(logger *zap.Logger) *securityLog {
 		logger:  logger,
 		burst:   securityLogBurst,
 		window:  securityLogWindow,
+		now:     time.Now,
 		windows: make(map[securityKey]*securityWindow),
 	}
 }
@@ -77,7 +79,7 @@ func (l *securityLog) warn(client netip.Addr, event, msg string, fields ...zap.F
 func (l *securityLog) admit(client netip.Addr, event string) (suppressedBefore int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := time.Now()
+	now := l.now()
 	key := securityKey{client, event}
 	w := l.windows[key]
 	if w == nil || now.Sub(w.start) >= l.window {

@@ -124,7 +124,10 @@ func TestBrokenCertificateReloadIsLogged(t *testing.T) {
 func TestSecurityLogIsSampledPerClient(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
 	l := newSecurityLog(zap.New(core))
-	l.window = 200 * time.Millisecond
+	// The windows follow a clock of the test's, so the sampling does not
+	// depend on how fast the events are logged.
+	clock := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return clock }
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.2")
 	for range 20 {
 		l.warn(a, eventAuthFailed, "SMTP AUTH failed")
@@ -132,7 +135,7 @@ func TestSecurityLogIsSampledPerClient(t *testing.T) {
 	l.warn(b, eventAuthFailed, "SMTP AUTH failed")
 	assert.Len(t, securityEvents(logs, eventAuthFailed), securityLogBurst+1, "the burst of a, and b")
 
-	time.Sleep(250 * time.Millisecond)
+	clock = clock.Add(securityLogWindow)
 	l.warn(a, eventAuthFailed, "SMTP AUTH failed")
 	all := securityEvents(logs, eventAuthFailed)
 	last := all[len(all)-1].ContextMap()
