@@ -4,8 +4,10 @@
 # Drives bin/otelcol-smtp (A) and Postfix's smtp-sink (B, a discard server)
 # with the same smtp-source commands, alternating A B A B, and reports the
 # median messages/s of each, the ratio A/B, the effect of buffer_size
-# (9000 vs 32768), and the collector's memory: peak RSS growth for one 25 MiB
-# message and RSS per idle connection. Targets are printed as PASS/MISS; a
+# (9000 vs 32768), the cost of sender_auth (the same collector with it off
+# and on, unsigned and DKIM-signed 4 KiB mail, DNS from dnsmasq on loopback),
+# and the collector's memory: peak RSS growth for one 25 MiB message and RSS
+# per idle connection. Targets are printed as PASS/MISS; a
 # missed target takes a CPU profile (perf on the collector, and a Go CPU/heap
 # profile of the conversion path).
 #
@@ -19,7 +21,9 @@
 #   BENCH_OUT     folder for logs, raw numbers, profiles (default: mktemp)
 #   BENCH_BUDGET  seconds after which rounds beyond the third are skipped
 #                 (default 420; the whole harness stays under ~10 minutes)
-#   M_4K_REUSE M_4K_128 M_4K_NOREUSE M_1M   messages per run of each case
+#   M_4K_REUSE M_4K_128 M_4K_NOREUSE M_1M M_SA   messages per run of each case
+#   SA_BUDGET     extra seconds for the sender-authentication cases (default 180)
+#   BENCH_ONLY=sender_auth  run only the sender-authentication cases
 #   IDLE_CONNS    idle connections for the memory test (default 1000)
 #   NO_PROFILE=1  skip profiling of missed targets
 set -euo pipefail
@@ -35,6 +39,9 @@ M_4K_REUSE=${M_4K_REUSE:-20000}
 M_4K_128=${M_4K_128:-20000}
 M_4K_NOREUSE=${M_4K_NOREUSE:-10000}
 M_1M=${M_1M:-500}
+M_SA=${M_SA:-10000}
+SA_BUDGET=${SA_BUDGET:-180}
+BENCH_ONLY=${BENCH_ONLY:-}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 RUN_TIMEOUT=120 # seconds, per smtp-source run
 
@@ -142,16 +149,17 @@ ensure_tools() {
 	local missing=()
 	command -v smtp-source >/dev/null || missing+=(postfix)
 	command -v smtp-sink >/dev/null || missing+=(postfix)
+	command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 	if ((${#missing[@]})); then
-		[[ $(id -u) == 0 ]] || die "smtp-source/smtp-sink missing: apt-get install postfix (as root)"
-		log "installing postfix for smtp-source and smtp-sink (the daemon is not started)"
+		[[ $(id -u) == 0 ]] || die "missing ${missing[*]}: apt-get install ${missing[*]} (as root)"
+		log "installing ${missing[*]} (smtp-source, smtp-sink, dnsmasq; no daemon is started)"
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 		apt-get update -qq >"$OUT/apt.log" 2>&1 || die "apt-get update failed (see $OUT/apt.log)"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >>"$OUT/apt.log" 2>&1 ||
-			die "apt-get install postfix failed (see $OUT/apt.log)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$OUT/apt.log" 2>&1 ||
+			die "apt-get install ${missing[*]} failed (see $OUT/apt.log)"
 	fi
 	local t
-	for t in smtp-source smtp-sink curl python3 awk; do
+	for t in smtp-source smtp-sink dnsmasq curl python3 awk; do
 		command -v "$t" >/dev/null || die "$t not found"
 	done
 	ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -357,6 +365,197 @@ go_profile() {
 	go tool pprof "${top[@]}" "$bin" "${flag[1]}" >"$OUT/convert-$bench.$kind.top.txt" 2>/dev/null || true
 }
 
+# ------------------------------------------------------------ sender_auth
+# The same collector with sender_auth off (SA_OFF) and on (SA_ON: SPF, DKIM
+# and DMARC, cache warm), both up at once, alternated like A and B above;
+# the cost is 1 - on/off of the median msg/s (issue 11: at most 20%). DNS is
+# Debian's dnsmasq on loopback serving example.test: SPF for 127.0.0.0/8,
+# DMARC p=reject, and two DKIM keys made by bench/dkimsign, which also signs
+# the messages of the signed cases once (smtp-source -F sends that file).
+PORT_SA_OFF=25254
+PORT_SA_ON=25255
+PORT_DNS=25353
+MPORT_SA_OFF=18884
+MPORT_SA_ON=18885
+SA_FROM=bench@example.test
+
+declare -A SA_ARGS
+SA_CASES=()
+
+# start_dnsmasq: the test zone on 127.0.0.1:$PORT_DNS; sets DNS_PID.
+start_dnsmasq() {
+	local conf="$OUT/dnsmasq.conf" f
+	port_open "$PORT_DNS" && die "port $PORT_DNS is already in use"
+	{
+		echo "port=$PORT_DNS"
+		printf 'listen-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\nlocal=/test/\nlocal-ttl=3600\n'
+		echo "user=$(id -un)"
+		echo 'txt-record=example.test,"v=spf1 ip4:127.0.0.0/8 -all"'
+		echo 'txt-record=_dmarc.example.test,"v=DMARC1; p=reject"'
+		for f in "$OUT"/dkim-*.dnsmasq; do [[ -s $f ]] && cat "$f"; done
+	} >"$conf"
+	dnsmasq --keep-in-foreground --conf-file="$conf" --pid-file="$OUT/dnsmasq.pid" >"$OUT/dnsmasq.log" 2>&1 &
+	DNS_PID=$!
+	STARTED+=("$DNS_PID")
+	# dnsmasq listens on TCP as well as UDP: the TCP port says it is up.
+	wait_port "$PORT_DNS" 10 || { cat "$OUT/dnsmasq.log" >&2; die "dnsmasq did not start"; }
+}
+
+# sign_messages: one rsa-2048 and one ed25519 signed message (bench/dkimsign).
+sign_messages() {
+	SA_CASES=(sa-unsigned)
+	SA_ARGS[sa-unsigned]="-l 4096"
+	if ! command -v go >/dev/null; then
+		log "go not found: no DKIM-signed sender-auth cases"
+		return 0
+	fi
+	(cd "$ROOT" && go build -o "$OUT/dkimsign" ./bench/dkimsign) >"$OUT/dkimsign-build.log" 2>&1 ||
+		die "building bench/dkimsign failed (see $OUT/dkimsign-build.log)"
+	local algo sel
+	for algo in rsa ed25519; do
+		sel=bench-$algo
+		"$OUT/dkimsign" -algo "$algo" -domain example.test -selector "$sel" -size 4096 \
+			-msg "$OUT/signed-$algo.eml" -dnsmasq "$OUT/dkim-$algo.dnsmasq" || die "dkimsign -algo $algo failed"
+		SA_CASES+=("sa-dkim-$algo")
+		SA_ARGS[sa-dkim-$algo]="-F $OUT/signed-$algo.eml"
+	done
+}
+
+start_sa_collectors() {
+	start_collector collector-sa-off "$PORT_SA_OFF" "$MPORT_SA_OFF" 9000
+	PID_SA_OFF=$COLLECTOR_PID
+	BENCH_SENDER_AUTH=true BENCH_DNS_SERVER=127.0.0.1:$PORT_DNS \
+		start_collector collector-sa-on "$PORT_SA_ON" "$MPORT_SA_ON" 9000
+	PID_SA_ON=$COLLECTOR_PID
+}
+
+sa_results() { # metrics port, method -> "result=count ..." of otelcol_smtp_sender_auth_results
+	curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '/^otelcol_smtp_sender_auth_results[{]/ && $0 ~ "method=\"" m "\"" {
+		match($0, /result="[a-z]+"/); r = substr($0, RSTART + 8, RLENGTH - 9); n[r] += $NF }
+		END { for (r in n) printf "%s%s=%d", (s++ ? " " : ""), r, n[r] }'
+}
+
+# sa_expect CASE: every "on" message so far passed what it should.
+sa_expect() {
+	local spf dkim dmarc
+	spf=$(sa_results "$MPORT_SA_ON" spf)
+	dkim=$(sa_results "$MPORT_SA_ON" dkim)
+	dmarc=$(sa_results "$MPORT_SA_ON" dmarc)
+	[[ $spf =~ ^pass=[0-9]+$ ]] || die "$1: sender_auth SPF results are [$spf], want pass only"
+	case $1 in
+	sa-unsigned) [[ $dkim =~ ^none=[0-9]+$ ]] || die "$1: DKIM results are [$dkim], want none only" ;;
+	*) [[ $dkim =~ pass=[0-9]+ && ! $dkim =~ (fail|error|policy|neutral) ]] || die "$1: DKIM results are [$dkim], want pass" ;;
+	esac
+	[[ $dmarc =~ ^pass=[0-9]+$ ]] || die "$1: DMARC results are [$dmarc], want pass only"
+	SA_SEEN="spf [$spf], dkim [$dkim], dmarc [$dmarc]"
+}
+
+sender_auth() {
+	sign_messages
+	start_dnsmasq
+	start_sa_collectors
+	log "sender_auth: off pid $PID_SA_OFF, on pid $PID_SA_ON, dnsmasq pid $DNS_PID on port $PORT_DNS"
+	local c r args msgs=$M_SA
+	[[ -s $RAW ]] || printf 'case\ttarget\tmsgs\tseconds\tmsg_per_s\tserver_cpu_us_per_msg\tothers_cpu_pct\n' >"$RAW"
+	for c in "${SA_CASES[@]}"; do
+		read -ra args <<<"-d -s 8 -f $SA_FROM ${SA_ARGS[$c]}"
+		# Warm-up (not recorded): connections, GC sizing, and the DNS cache.
+		timed_source warmup "$PORT_SA_OFF" "${args[@]}" -m 1000 >/dev/null
+		timed_source warmup "$PORT_SA_ON" "${args[@]}" -m 1000 >/dev/null
+		sa_expect "$c"
+		for r in $(seq "$PAIRS"); do
+			if ((r > 3 && SECONDS - T0 > BENCH_BUDGET + SA_BUDGET)); then
+				log "time budget used: $c stops after $((r - 1)) pairs"
+				break
+			fi
+			if ((r % 2)); then
+				run_one "$c" sa-off "$PORT_SA_OFF" "$MPORT_SA_OFF" "$PID_SA_OFF" "$msgs" "${args[@]}" -m "$msgs"
+				run_one "$c" sa-on "$PORT_SA_ON" "$MPORT_SA_ON" "$PID_SA_ON" "$msgs" "${args[@]}" -m "$msgs"
+			else
+				run_one "$c" sa-on "$PORT_SA_ON" "$MPORT_SA_ON" "$PID_SA_ON" "$msgs" "${args[@]}" -m "$msgs"
+				run_one "$c" sa-off "$PORT_SA_OFF" "$MPORT_SA_OFF" "$PID_SA_OFF" "$msgs" "${args[@]}" -m "$msgs"
+			fi
+		done
+		sa_expect "$c"
+		SA_CHECKED[$c]=$SA_SEEN
+	done
+	stop_pid "$PID_SA_OFF"
+	stop_pid "$DNS_PID"
+	# The "on" collector stays up for a profile of a missed target.
+}
+
+# profile_sa CASE: Go CPU profile of BenchmarkSenderAuthCost/<message>/on
+# (receiver/smtpreceiver: the receiver with a no-op consumer and the same
+# checks against a loopback DNS server). The collector binary is built
+# without symbols, so perf could not name its functions.
+profile_sa() {
+	local c=$1 bench bin="$OUT/smtpreceiver.test"
+	case $c in
+	sa-unsigned) bench=unsigned ;;
+	sa-dkim-rsa) bench=rsa-2048 ;;
+	sa-dkim-ed25519) bench=ed25519 ;;
+	esac
+	command -v go >/dev/null || { log "go not found: no profile of $c"; return 0; }
+	[[ -x $bin ]] || (cd "$ROOT" && go test -c -o "$bin" ./receiver/smtpreceiver/) >"$OUT/go-test-build.log" 2>&1 ||
+		{ log "go test -c failed (see $OUT/go-test-build.log)"; return 0; }
+	log "go test profile of BenchmarkSenderAuthCost/$bench/on for $c"
+	(cd "$ROOT/receiver/smtpreceiver" && timeout 300 "$bin" -test.run '^$' -test.bench "BenchmarkSenderAuthCost/$bench/on\$" \
+		-test.benchtime 4000x -test.cpuprofile "$OUT/senderauth-$bench.cpu.pprof") >"$OUT/senderauth-$bench.bench.txt" 2>&1 ||
+		{ log "sender-auth benchmark failed (see $OUT/senderauth-$bench.bench.txt)"; return 0; }
+	# Cumulative shares of the sender-authentication code and what it calls
+	# (the benchmark's own key generation left out).
+	go tool pprof -top -cum -nodecount=400 -ignore 'GenerateKey' "$bin" "$OUT/senderauth-$bench.cpu.pprof" 2>/dev/null |
+		grep -E 'Total samples|senderauth\.|go-msgauth|go/spf|crypto/(rsa|ed25519|internal/fips140/(rsa|bigmod|edwards25519))\.|textproto\.ReadHeader|mallocgc$|gcBgMarkWorker$' |
+		head -40 >"$OUT/senderauth-$bench.top.txt" || true
+}
+
+sa_report() {
+	local c off on cost res
+	{
+		echo
+		echo "### Sender authentication (median msg/s; same collector, sender_auth off vs on, same run)"
+		echo
+		echo "8 sessions with reuse (\`-d -s 8\`), MAIL FROM $SA_FROM, $M_SA messages per run, $PAIRS pairs;"
+		echo "DNS: dnsmasq on 127.0.0.1:$PORT_DNS, cache warm. sa-unsigned is smtp-source's own 4 KiB"
+		echo "message (\`-l 4096\`); sa-dkim-* send one message signed by bench/dkimsign (\`-F\`, 4.5 KiB)."
+		echo
+		echo "| case | off msg/s | on msg/s | cost (1 − on/off) | target | result | server CPU µs/msg (off / on) | results seen (on) |"
+		echo "| --- | ---: | ---: | ---: | --- | --- | ---: | --- |"
+		for c in "${SA_CASES[@]}"; do
+			off=$(median "$c" sa-off)
+			on=$(median "$c" sa-on)
+			cost=$(awk -v a="$off" -v b="$on" 'BEGIN { printf "%.1f", (1 - b / a) * 100 }')
+			res=$(verdict "$cost" 20 le)
+			[[ $res == MISS ]] && SA_MISSED+=("$c")
+			echo "| $c | $off | $on | $cost% | ≤ 20% | $res | $(median "$c" sa-off 6) / $(median "$c" sa-on 6) | ${SA_CHECKED[$c]} |"
+		done
+		echo
+		for c in "${SA_CASES[@]}"; do
+			echo "- $c runs: off [$(runs "$c" sa-off)], on [$(runs "$c" sa-on)]"
+		done
+	} >>"$RESULTS"
+}
+
+sa_profiles() {
+	local c
+	((${#SA_MISSED[@]})) || return 0
+	for c in "${SA_MISSED[@]}"; do profile_sa "$c"; done
+	{
+		echo
+		echo "### Profiles of the missed sender-authentication targets"
+		local f
+		for f in "$OUT"/senderauth-*.top.txt; do
+			[[ -s $f ]] || continue
+			echo
+			echo "go test profile $(basename "$f" .top.txt) (BenchmarkSenderAuthCost/…/on), cumulative, sender-auth code only:"
+			echo '```'
+			grep -E '^Benchmark' "${f%.top.txt}.bench.txt" || true
+			cat "$f"
+			echo '```'
+		done
+	} >>"$RESULTS"
+}
+
 # ------------------------------------------------------------ memory
 memory() {
 	local before hwm pid sent got
@@ -555,15 +754,37 @@ profiles() {
 MISSED_CASES=()
 MISSED_MEM=0
 MISSED_IDLE=0
+SA_MISSED=()
+declare -A SA_CHECKED
 ensure_tools
 wait_quiet
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "output folder: $OUT (load average $LOAD_START)"
-throughput
-memory
-report
-[[ ${NO_PROFILE:-0} == 1 ]] || profiles
-stop_pid "$PID_A"
+if [[ $BENCH_ONLY == sender_auth ]]; then
+	LOAD_END=-
+	sender_auth
+	LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+	{
+		echo "## SMTP receiver load benchmark (sender-authentication cases only)"
+		echo
+		machine
+	} >"$RESULTS"
+	sa_report
+	[[ ${NO_PROFILE:-0} == 1 ]] || sa_profiles
+	stop_pid "$PID_SA_ON"
+else
+	throughput
+	sender_auth
+	memory
+	report
+	sa_report
+	if [[ ${NO_PROFILE:-0} != 1 ]]; then
+		profiles
+		sa_profiles
+	fi
+	stop_pid "$PID_SA_ON"
+	stop_pid "$PID_A"
+fi
 echo
 cat "$RESULTS"
 echo

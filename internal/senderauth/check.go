@@ -77,8 +77,13 @@ type Check struct {
 
 	spfDone chan struct{}
 	spf     *SPFResult
-	dkim    *dkimRun
-	once    sync.Once
+	// dkimPending: DKIM is on, and whether the message needs a verifier
+	// is known once its header is (most mail has no DKIM-Signature, and
+	// then no verifier goroutine, no copy of the message and no second
+	// parse of its header are spent on it).
+	dkimPending bool
+	dkim        *dkimRun
+	once        sync.Once
 }
 
 // Start begins the check: SPF runs at once, in the background.
@@ -92,19 +97,33 @@ func (c *Checker) Start(p Params) *Check {
 			ck.spf = checkSPF(ctx, c.r, p.ClientIP, p.Helo, p.MailFrom)
 		}()
 	}
-	if p.Verify && c.cfg.DKIM {
-		ck.dkim = startDKIM(ctx, c.r, c.cfg.MaxDKIMSignatures)
-	}
+	ck.dkimPending = p.Verify && c.cfg.DKIM
 	return ck
 }
 
 // Write takes message bytes as received; it never blocks and never fails.
 func (ck *Check) Write(p []byte) (int, error) {
+	seen := len(ck.header.buf) // every byte before p, while dkimPending
 	ck.header.Write(p)
-	if ck.dkim != nil {
+	switch {
+	case ck.dkim != nil:
 		_, _ = ck.dkim.pipe.Write(p)
+	case ck.dkimPending && ck.header.done():
+		ck.startDKIMIfSigned(ck.header.buf[:seen], p)
 	}
 	return len(p), nil
+}
+
+// startDKIMIfSigned decides, once the header is known, whether the
+// message needs a DKIM verifier, and if so hands it the bytes so far.
+func (ck *Check) startDKIMIfSigned(before, p []byte) {
+	ck.dkimPending = false
+	if hdr := ck.header.fields(); !hdr.Has("DKIM-Signature") {
+		return
+	}
+	ck.dkim = startDKIM(ck.ctx, ck.c.r, ck.c.cfg.MaxDKIMSignatures)
+	_, _ = ck.dkim.pipe.Write(before)
+	_, _ = ck.dkim.pipe.Write(p)
 }
 
 // Abort stops a check whose message did not arrive (RSET, a broken
@@ -126,6 +145,10 @@ func (ck *Check) Finish() *Results {
 	var res *Results
 	ck.once.Do(func() {
 		defer ck.cancel()
+		if ck.dkimPending {
+			// The message ended inside its header.
+			ck.startDKIMIfSigned(ck.header.buf, nil)
+		}
 		if ck.dkim != nil {
 			ck.dkim.pipe.CloseWrite()
 		}
@@ -160,7 +183,8 @@ func (ck *Check) results() *Results {
 			res.SPF = &SPFResult{Result: "temperror", Scope: spfScope(ck.p.MailFrom), Domain: spfDomain(ck.p), Reason: "check timed out"}
 		}
 	}
-	if ck.dkim != nil {
+	switch {
+	case ck.dkim != nil:
 		finished := true
 		select {
 		case <-ck.dkim.done:
@@ -168,6 +192,8 @@ func (ck *Check) results() *Results {
 			finished = false
 		}
 		res.DKIM = ck.dkim.results(hdr.Values("DKIM-Signature"), finished)
+	case ck.p.Verify && cfg.DKIM:
+		res.DKIM = &DKIMResults{Result: "none"} // unsigned
 	}
 	if cfg.DMARC {
 		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery}

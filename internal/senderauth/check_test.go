@@ -191,3 +191,44 @@ func TestCheckLimitsCounted(t *testing.T) {
 		t.Fatalf("From beyond the kept header must not be guessed: %+v", res.DMARC)
 	}
 }
+
+// TestCheckStartsDKIMOnlyForSignedHeaders: the verifier starts once the
+// header is known, and only when it has a DKIM-Signature field; the bytes
+// before that decision still reach it, however the message is chunked.
+func TestCheckStartsDKIMOnlyForSignedHeaders(t *testing.T) {
+	f, signed := signedZone(t)
+	headerOnly := signed[:strings.Index(signed, "\r\n\r\n")+2] // ends inside the header
+	lfOnly := strings.ReplaceAll(plainMessage, "\r\n", "\n")
+	tests := []struct {
+		name, msg    string
+		chunk        int
+		wantVerifier bool
+		wantDKIM     string
+	}{
+		{"signed, one byte at a time", signed, 1, true, "pass"},
+		{"signed, 3-byte chunks (end marker split)", signed, 3, true, "pass"},
+		{"signed, in one write", signed, len(signed), true, "pass"},
+		{"signed, ends inside the header", headerOnly, 7, true, "permerror"},
+		{"unsigned", plainMessage, 100, false, "none"},
+		{"unsigned, LF line ends", lfOnly, 5, false, "none"},
+		{"unsigned, ends inside the header", plainMessage[:20], 4, false, "none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewChecker(allChecks(5*time.Second), f)
+			ck := c.Start(Params{ClientIP: clientIP, Helo: "mx.example.org", MailFrom: "alice@example.org", Verify: true})
+			for b := []byte(tt.msg); len(b) > 0; {
+				n := min(len(b), tt.chunk)
+				_, _ = ck.Write(b[:n])
+				b = b[n:]
+			}
+			res := ck.Finish()
+			if got := ck.dkim != nil; got != tt.wantVerifier {
+				t.Errorf("verifier started = %v, want %v", got, tt.wantVerifier)
+			}
+			if res == nil || res.DKIM == nil || res.DKIM.Result != tt.wantDKIM {
+				t.Fatalf("dkim %+v, want %s", res.DKIM, tt.wantDKIM)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-msgauth/dmarc"
@@ -71,6 +72,38 @@ func parsePolicyRecord(domain, txt string) *policyRecord {
 	return rec
 }
 
+// policyCache keeps parsed records by domain and TXT string. With a warm
+// DNS cache every message from a domain brings the same strings, and
+// parsing them again (go-msgauth validates the tags with regular
+// expressions) was the larger part of DMARC's cost. Records are never
+// changed after parsing, so one is shared by all checks. When full it
+// starts over: it only saves work.
+type policyCache struct {
+	mu  sync.Mutex
+	m   map[[2]string]*policyRecord
+	max int
+}
+
+var parsedPolicies = &policyCache{max: 4096}
+
+func (c *policyCache) parse(domain, txt string) *policyRecord {
+	key := [2]string{domain, txt}
+	c.mu.Lock()
+	rec, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		return rec
+	}
+	rec = parsePolicyRecord(domain, txt)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[[2]string]*policyRecord)
+	}
+	c.m[key] = rec
+	c.mu.Unlock()
+	return rec
+}
+
 // dmarcTags splits a record; ok is false unless it starts with v=DMARC1.
 func dmarcTags(txt string) (map[string]string, bool) {
 	parts := strings.Split(txt, ";")
@@ -115,7 +148,7 @@ func dmarcLookup(ctx context.Context, r Resolver, domain string) (*policyRecord,
 	}
 	var found []*policyRecord
 	for _, t := range txts {
-		if rec := parsePolicyRecord(domain, t); rec != nil {
+		if rec := parsedPolicies.parse(domain, t); rec != nil {
 			found = append(found, rec)
 		}
 	}

@@ -190,3 +190,25 @@ func TestAlignmentCostsNoQueryOutsideTheOrganization(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCache: a cached parse is the parse, per domain and string, and
+// the cache starts over when full.
+func TestPolicyCache(t *testing.T) {
+	c := &policyCache{max: 2}
+	a := c.parse("example.org", "v=DMARC1; p=reject")
+	if a == nil || a.p != "reject" || a.domain != "example.org" {
+		t.Fatalf("parsed %+v", a)
+	}
+	if again := c.parse("example.org", "v=DMARC1; p=reject"); again != a {
+		t.Errorf("second parse of the same record was not the cached one")
+	}
+	if b := c.parse("example.com", "v=DMARC1; p=reject"); b == a || b.domain != "example.com" {
+		t.Errorf("another domain got %+v", b)
+	}
+	if c.parse("example.org", "v=spf1 -all") != nil {
+		t.Errorf("a non-DMARC string parsed as a record")
+	}
+	if len(c.m) > c.max {
+		t.Errorf("cache holds %d entries, max %d", len(c.m), c.max)
+	}
+}

@@ -16,42 +16,70 @@ type headerTap struct {
 	limit    int
 	complete bool // the empty line that ends the header was seen
 	overflow bool
+	parsed   *textproto.Header // fields of buf, once it no longer changes
 }
 
+// done says the kept header no longer changes: it is complete, or cut at
+// the limit.
+func (h *headerTap) done() bool { return h.complete || h.overflow }
+
 func (h *headerTap) Write(p []byte) {
-	if h.complete || h.overflow {
+	if h.done() {
 		return
 	}
-	start := max(len(h.buf)-3, 0) // the end marker may straddle writes
-	h.buf = append(h.buf, p...)
-	if i := headerEnd(h.buf[start:]); i >= 0 {
-		h.buf = h.buf[:start+i]
+	// Only the header is copied: p usually holds the whole header and
+	// much of the body, and the end is looked for in p itself.
+	if end := h.endIn(p); end >= 0 {
+		h.buf = append(h.buf, p[:end]...)
 		h.complete = true
 		return
 	}
-	if len(h.buf) > h.limit {
-		h.buf = h.buf[:h.limit]
+	if room := h.limit - len(h.buf); len(p) > room {
+		h.buf = append(h.buf, p[:max(room, 0)]...)
 		h.overflow = true
+		return
 	}
+	h.buf = append(h.buf, p...)
 }
 
-// headerEnd is the length of the header block including its end (a CRLF
-// CRLF, or LF LF from a sloppy client), or -1.
-func headerEnd(b []byte) int {
-	crlf := bytes.Index(b, []byte("\r\n\r\n"))
-	lf := bytes.Index(b, []byte("\n\n"))
-	switch {
-	case crlf >= 0 && (lf < 0 || crlf+2 <= lf):
-		return crlf + 4
-	case lf >= 0:
-		return lf + 2
+// endIn is the length of p up to and including the end of the header (the
+// first CRLF CRLF, or LF LF from a sloppy client, counting the bytes
+// already kept before p), or -1.
+func (h *headerTap) endIn(p []byte) int {
+	kept := len(h.buf)
+	at := func(i int) byte { // i indexes the kept bytes followed by p
+		if i < kept {
+			return h.buf[i]
+		}
+		return p[i-kept]
 	}
-	return -1
+	for off := 0; ; {
+		j := bytes.IndexByte(p[off:], '\n')
+		if j < 0 {
+			return -1
+		}
+		nl := kept + off + j
+		if (nl >= 1 && at(nl-1) == '\n') || (nl >= 3 && at(nl-1) == '\r' && at(nl-2) == '\n' && at(nl-3) == '\r') {
+			return off + j + 1
+		}
+		off += j + 1
+	}
 }
 
 // fields parses what was kept. A header cut at the limit is parsed up to
-// its last complete line.
+// its last complete line. Once the header is done it is parsed only once.
 func (h *headerTap) fields() textproto.Header {
+	if h.parsed != nil {
+		return *h.parsed
+	}
+	hdr := h.parse()
+	if h.done() {
+		h.parsed = &hdr
+	}
+	return hdr
+}
+
+func (h *headerTap) parse() textproto.Header {
 	b := h.buf
 	if !h.complete {
 		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
