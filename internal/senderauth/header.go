@@ -91,8 +91,11 @@ func (h *headerTap) parse() textproto.Header {
 	return hdr
 }
 
+// lineBreaks removes CR and LF; built once, as building a Replacer costs
+// more than most of its uses.
+var lineBreaks = strings.NewReplacer("\r\n", "", "\n", "", "\r", "")
+
 // unfold joins a folded field value onto one line.
 func unfold(v string) string {
-	v = strings.NewReplacer("\r\n", "", "\n", "", "\r", "").Replace(v)
-	return strings.TrimSpace(v)
+	return strings.TrimSpace(lineBreaks.Replace(v))
 }
