@@ -2,6 +2,7 @@ package smtpreceiver
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,7 +209,7 @@ func TestReportsConfigValidate(t *testing.T) {
 func TestReportSpoolBounds(t *testing.T) {
 	rr := newReportReader(testConfig(nil))
 	rr.window, rr.budget = 100, 150
-	a, b := rr.spool(), rr.spool()
+	a, b := rr.spool(0), rr.spool(0)
 	_, _ = a.Write(make([]byte, 90))
 	_, _ = b.Write(make([]byte, 50))
 	n, err := b.Write(make([]byte, 20))
@@ -220,6 +221,56 @@ func TestReportSpoolBounds(t *testing.T) {
 	a.release()
 	b.release()
 	assert.Equal(t, int64(0), rr.inUse.Load())
+}
+
+// A message announced (MAIL SIZE=) larger than the window is not copied at
+// all; one announced within it is.
+func TestReportSpoolSkipsAnnouncedLargeMessages(t *testing.T) {
+	rr := newReportReader(testConfig(nil))
+	report := reportgen.DSN()
+	for declared, keep := range map[int64]bool{0: true, int64(len(report)): true, rr.window: true, rr.window + 1: false} {
+		s := rr.spool(declared)
+		_, _ = s.Write(report)
+		assert.Equal(t, !keep, s.tooLong, "SIZE=%d", declared)
+		assert.Equal(t, keep, len(s.buf) == len(report), "SIZE=%d", declared)
+		s.release()
+	}
+	assert.Equal(t, int64(0), rr.inUse.Load())
+}
+
+// Through a session: MAIL SIZE= beyond the window means the report is not
+// read (and the email record says so), within it the report is read.
+func TestReportsReadUnlessAnnouncedTooLarge(t *testing.T) {
+	sink := new(consumertest.LogsSink)
+	r := startReceiver(t, testConfig(nil), sink)
+	require.Less(t, r.reports.window, r.cfg.MaxMessageBytes, "the test needs SIZE= values between the window and the message limit")
+	c := dial(t, r.addr())
+	c.expect("EHLO client.example.org", "250")
+	dsn := reportgen.DSN()
+	for i, declared := range []int64{int64(len(dsn)), r.reports.window + 1} {
+		c.expect(fmt.Sprintf("MAIL FROM:<reports@example.org> SIZE=%d", declared), "250 ")
+		c.expect("RCPT TO:<dmarc@example.org>", "250 ")
+		c.expect("DATA", "354 ")
+		c.send(dotTerminated(dotStuffed(dsn)))
+		require.Equal(t, "250 2.0.0 OK: queued", c.reply())
+		email := sink.AllLogs()[i].ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0)
+		if i == 0 {
+			assert.Equal(t, "dsn", attrStr(email, "email.report.type"))
+			assert.Empty(t, attrStr(email, "email.report.error"))
+		} else {
+			assert.Contains(t, attrStr(email, "email.report.error"), "reports not read")
+		}
+	}
+}
+
+// The copy grows as append does, but never beyond the window.
+func TestAppendWithin(t *testing.T) {
+	var buf []byte
+	for range 100 {
+		buf = appendWithin(buf, make([]byte, 1000), 50_000)
+		assert.LessOrEqual(t, cap(buf), max(50_000, len(buf)))
+	}
+	assert.Len(t, buf, 100_000, "appendWithin never drops bytes, even past the limit")
 }
 
 // Mail whose top-level type cannot carry a report is not kept beyond its
@@ -234,7 +285,7 @@ func TestReportSpoolGivesUpOrdinaryMail(t *testing.T) {
 		"Content-Type: application/zip\r\n\r\nPK":                                         true,
 		"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n": true,
 	} {
-		s := rr.spool()
+		s := rr.spool(0)
 		// Byte by byte: the header's end is found across writes.
 		for i := 0; i < len(msg); i++ {
 			_, _ = s.Write([]byte{msg[i]})
@@ -254,7 +305,7 @@ func TestReportSlotsBoundConcurrency(t *testing.T) {
 	require.Equal(t, 1, cap(rr.slots))
 	rr.slots <- struct{}{}
 	defer func() { <-rr.slots }()
-	spool := rr.spool()
+	spool := rr.spool(0)
 	_, _ = spool.Write(reportgen.DSN())
 	recs := plog.NewLogRecordSlice()
 	recs.AppendEmpty()

@@ -78,6 +78,8 @@ type session struct {
 	authFailures int
 	from         string
 	to           []string
+	// declaredSize is MAIL's SIZE= parameter, 0 when the client gave none.
+	declaredSize int64
 	// authCheck is the sender authentication of the current transaction,
 	// started at MAIL; nil when off or skipped.
 	authCheck *senderauth.Check
@@ -100,6 +102,7 @@ func (s *session) Reset() {
 	s.helo = s.smtpConn.Hostname()
 	s.from = ""
 	s.to = nil
+	s.declaredSize = 0
 	s.abortSenderAuth()
 }
 
@@ -110,7 +113,7 @@ func (s *session) Logout() error {
 	return nil
 }
 
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cfg := s.r.cfg
@@ -124,6 +127,9 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 		return errBadSender
 	}
 	s.from = from
+	if opts != nil {
+		s.declaredSize = opts.Size
+	}
 	s.abortSenderAuth()
 	s.authCheck = s.startSenderAuth(from)
 	return nil
@@ -168,7 +174,7 @@ func (s *session) Data(r io.Reader) error {
 	if s.r.reports != nil {
 		// Reports are read from a bounded copy once mailconv has the
 		// message; they become records of the same Logs.
-		spool = s.r.reports.spool()
+		spool = s.r.reports.spool(s.sizeDeclared())
 		defer spool.release()
 		msg = io.TeeReader(msg, spool)
 	}
@@ -202,6 +208,13 @@ func (s *session) Data(r io.Reader) error {
 		s.r.reports.read(s.r.consumeCtx, spool, sl.LogRecords(), s.w, s.r.pipelineTimeout)
 	}
 	return s.consume(logs)
+}
+
+// sizeDeclared is the message size the client announced with MAIL SIZE=.
+func (s *session) sizeDeclared() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.declaredSize
 }
 
 // transferFailure is the 421 of a transfer the connection found too slow
