@@ -2,9 +2,8 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 
 import (
 	"bytes"
-		"strconv"
+	"strconv"
 	"strings"
-
 )
 
 // lineGuard limits command lines to max_line_length and leaves message

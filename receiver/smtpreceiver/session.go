@@ -80,7 +80,7 @@ type session struct {
 	// inMail is true from MAIL to the end of the transaction.
 	inMail bool
 	from   string
-	to           []string
+	to     []string
 	// declaredSize is MAIL's SIZE= parameter, 0 when the client gave none.
 	declaredSize int64
 	// authCheck is the sender authentication of the current transaction,
