@@ -302,7 +302,7 @@ func (g *lineGuard) commandDone() {
 
 // helloVerb says whether a line is EHLO or HELO with an argument.
 func helloVerb(head []byte) bool {
-	return len(head) > 5 && (hasPrefixFold(head, "EHLO ") || hasPrefixFold(head, "HELO "))
+	return (hasPrefixFold(head, "EHLO ") || hasPrefixFold(head, "HELO ")) && len(bytes.TrimSpace(head[5:])) > 0
 }
 
 // transferVerb says whether a line starts with DATA or BDAT, in any case:

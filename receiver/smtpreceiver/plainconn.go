@@ -147,7 +147,7 @@ func (c *plainConn) Read(p []byte) (int, error) {
 			// gets none of the line.
 			return 0, smtp.ErrTooLongLine
 		}
-		if stop == stopNone {
+		if stop == stopNone || stop == stopAfterData && k == n {
 			return n, err
 		}
 		c.keepBack(p[k:n], stop, err)
@@ -202,6 +202,10 @@ func (c *plainConn) keep(err error, partial bool, parts ...[]byte) {
 // when the carry is the start of a line.
 func (c *plainConn) fill(p []byte) (int, error) {
 	if len(c.carry) == 0 {
+		if err := c.carryErr; err != nil {
+			c.carryErr = nil
+			return 0, err
+		}
 		return c.rw.Read(p)
 	}
 	n := copy(p, c.carry)
@@ -265,7 +269,7 @@ func (c *plainConn) refuseSTARTTLS() string {
 
 // say writes a reply of this layer's own.
 func (c *plainConn) say(reply string) error {
-	_ = c.tc.Conn.SetWriteDeadline(time.Now().Add(c.tc.idle))
+	_ = c.rw.SetWriteDeadline(time.Now().Add(replyWriteWait))
 	_, err := c.rw.Write([]byte(reply))
 	return err
 }

@@ -2,9 +2,13 @@ package smtpreceiver
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
+	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -176,4 +180,88 @@ func TestSTARTTLSFailedHandshakeCloses(t *testing.T) {
 	c.expect("STARTTLS", "220 ")
 	c.send("this is not a TLS client hello\r\n")
 	assert.True(t, c.closed())
+}
+
+// chunkConn is a connection whose reads return the given chunks, one per
+// read, and which keeps what is written to it.
+type chunkConn struct {
+	net.Conn
+	chunks  [][]byte
+	written bytes.Buffer
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	if c.chunks[0] = c.chunks[0][n:]; len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+func (c *chunkConn) Write(p []byte) (int, error)      { return c.written.Write(p) }
+func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
+
+// plainStream is what go-smtp would read from a plainConn (with STARTTLS
+// watched, no session) whose client's bytes arrive in the given chunks,
+// and what plainConn itself answered.
+func plainStream(chunks [][]byte) (read, answered string) {
+	src := &chunkConn{chunks: chunks}
+	c := &plainConn{guard: newLineGuard(1 << 20), startTLS: &tls.Config{}, postmaster: "@mx.example.org", rw: src, replyStart: true}
+	c.guard.watchTLS = true
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for range 100000 {
+		n, err := c.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return out.String(), src.written.String()
+}
+
+// FuzzPlainConnSplit: what go-smtp reads, and what plainConn answers, do
+// not depend on how the client's bytes are split into reads (plainConn
+// keeps back line starts it cannot judge yet).
+func FuzzPlainConnSplit(f *testing.F) {
+	for _, s := range []string{
+		"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<postmaster>\r\nRCPT TO:<b@example.com>\r\n",
+		"STARTTLS\r\nNOOP\r\nSTARTTLS x\r\nrcpt to: <PostMaster> NOTIFY=NEVER\r\n",
+		"BDAT 20 LAST\r\nRCPT TO:<postmaster>\r\nRCPT TO:<postmaster>\r\n",
+		"STARTT",
+		"RCPT TO:<postm",
+	} {
+		f.Add([]byte(s), uint8(1), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, input []byte, a, b uint8) {
+		wantRead, wantAnswered := plainStream([][]byte{bytes.Clone(input)})
+		// Split in three at a and b (mod the length).
+		i, j := 0, 0
+		if len(input) > 0 {
+			i, j = int(a)%len(input), int(b)%len(input)
+		}
+		i, j = min(i, j), max(i, j)
+		read, answered := plainStream([][]byte{bytes.Clone(input[:i]), bytes.Clone(input[i:j]), bytes.Clone(input[j:])})
+		if read != wantRead || answered != wantAnswered {
+			t.Fatalf("input %q split at %d, %d:\nread %q\nwant %q\nanswered %q\nwant %q", input, i, j, read, wantRead, answered, wantAnswered)
+		}
+		// One byte per read, too.
+		var bytewise [][]byte
+		for k := range input {
+			bytewise = append(bytewise, []byte{input[k]})
+		}
+		read, answered = plainStream(bytewise)
+		if read != wantRead || answered != wantAnswered {
+			t.Fatalf("input %q byte by byte:\nread %q\nwant %q\nanswered %q\nwant %q", input, read, wantRead, answered, wantAnswered)
+		}
+	})
+}
+
+func TestPlainStreamRewrites(t *testing.T) {
+	read, answered := plainStream([][]byte{[]byte("RCPT TO:<postmaster>\r\nSTARTTLS\r\nNOOP\r\n")})
+	assert.Equal(t, "RCPT TO:<postmaster@mx.example.org>\r\nNOOP\r\n", read)
+	assert.Equal(t, replyTLSNeedsHello, answered, "STARTTLS never reaches go-smtp")
 }
