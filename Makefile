@@ -170,6 +170,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzProxyHeader$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzPlainConnSplit$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanFields$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
+	$(GO) test -run '^$$' -fuzz '^FuzzFormatResults$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
 	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime $(FUZZTIME) ./internal/reports/
 	$(GO) test -run '^$$' -fuzz '^FuzzDMARC$$' -fuzztime $(FUZZTIME) ./internal/reports/
 	$(GO) test -run '^$$' -fuzz '^FuzzTLSRPT$$' -fuzztime $(FUZZTIME) ./internal/reports/

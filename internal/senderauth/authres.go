@@ -2,6 +2,7 @@ package senderauth
 
 import (
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-msgauth/authres"
 )
@@ -117,31 +118,101 @@ func listed(id string, trusted []string) bool {
 	return false
 }
 
-// formatResults writes our own RFC 8601 field value.
+// formatResults writes our own RFC 8601 field value, the text go-msgauth's
+// authres.Format writes for the same results (TestFormatResultsMatchesAuthres,
+// FuzzFormatResults), without its maps and repeated concatenation: for
+// each method "; method=result " and the non-empty properties, reason
+// first, the others in name order.
 func formatResults(authservID string, r *Results) string {
-	var rs []authres.Result
+	var b strings.Builder
+	b.Grow(192)
+	b.WriteString(authservID)
+	if r.SPF == nil && r.DKIM == nil && r.DMARC == nil {
+		b.WriteString("; none")
+		return strings.TrimSpace(b.String())
+	}
 	if r.SPF != nil {
-		p := map[string]string{"reason": r.SPF.Reason}
+		id := "smtp.mailfrom"
 		if r.SPF.Scope == ScopeHelo {
-			p["smtp.helo"] = r.SPF.Domain
-		} else {
-			p["smtp.mailfrom"] = r.SPF.Domain
+			id = "smtp.helo"
 		}
-		rs = append(rs, &authres.GenericResult{Method: "spf", Value: authres.ResultValue(r.SPF.Result), Params: p})
+		writeResult(&b, "spf", r.SPF.Result, r.SPF.Reason, id, r.SPF.Domain)
 	}
 	if r.DKIM != nil {
 		if len(r.DKIM.Signatures) == 0 {
-			rs = append(rs, &authres.GenericResult{Method: "dkim", Value: authres.ResultNone, Params: map[string]string{}})
+			writeResult(&b, "dkim", "none", "")
 		}
 		for _, s := range r.DKIM.Signatures {
-			rs = append(rs, &authres.GenericResult{Method: "dkim", Value: authres.ResultValue(s.Result), Params: map[string]string{
-				"reason": s.Reason, "header.d": s.Domain, "header.i": s.Identifier, "header.s": s.Selector, "header.a": s.Algorithm,
-			}})
+			writeResult(&b, "dkim", s.Result, s.Reason,
+				"header.a", s.Algorithm, "header.d", s.Domain, "header.i", s.Identifier, "header.s", s.Selector)
 		}
 	}
 	if r.DMARC != nil {
-		p := map[string]string{"reason": r.DMARC.Reason, "header.from": r.DMARC.FromDomain, "policy.dmarc": r.DMARC.Policy}
-		rs = append(rs, &authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(r.DMARC.Result), Params: p})
+		writeResult(&b, "dmarc", r.DMARC.Result, r.DMARC.Reason,
+			"header.from", r.DMARC.FromDomain, "policy.dmarc", r.DMARC.Policy)
 	}
-	return strings.TrimSpace(authres.Format(authservID, rs))
+	return strings.TrimSpace(b.String())
+}
+
+// writeResult writes one resinfo; props are name, value pairs in name
+// order, and empty values are left out.
+func writeResult(b *strings.Builder, method, result, reason string, props ...string) {
+	b.WriteString("; ")
+	b.WriteString(method)
+	b.WriteByte('=')
+	b.WriteString(result)
+	b.WriteByte(' ')
+	first := true
+	sep := func() {
+		if !first {
+			b.WriteByte(' ')
+		}
+		first = false
+	}
+	if reason != "" {
+		sep()
+		b.WriteString("reason=")
+		writeValue(b, reason)
+	}
+	for i := 0; i+1 < len(props); i += 2 {
+		if props[i+1] == "" {
+			continue
+		}
+		sep()
+		b.WriteString(props[i])
+		b.WriteByte('=')
+		writePvalue(b, props[i+1])
+	}
+}
+
+// writeValue writes an RFC 2045 value: a token as it is, anything with
+// a space, control character or tspecial as a quoted string (with
+// authres's escaping: only '"' gets a backslash).
+func writeValue(b *strings.Builder, s string) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || strings.ContainsRune(tspecials, r) }) {
+		b.WriteString(s)
+		return
+	}
+	b.WriteByte('"')
+	b.WriteString(strings.ReplaceAll(s, `"`, `\"`))
+	b.WriteByte('"')
+}
+
+const tspecials = `()<>@,;:\"/[]?=`
+
+// addressPunct is the punctuation an address-like pvalue may carry
+// unquoted: most of ASCII's, but not ( ) = " (which read as comments,
+// a property or a quoted string).
+const addressPunct = "#$%&'*+,./-@[]\\^_`{|}~"
+
+// writePvalue writes an RFC 8601 pvalue: a domain name or address as it
+// is, anything else as a value.
+func writePvalue(b *strings.Builder, s string) {
+	if !strings.ContainsFunc(s, func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune(addressPunct, r)
+	}) {
+		b.WriteString(s)
+		return
+	}
+	writeValue(b, s)
 }

@@ -3,6 +3,8 @@ package senderauth
 import (
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-msgauth/authres"
 )
 
 func TestStripComments(t *testing.T) {
@@ -117,4 +119,90 @@ func TestFormatResults(t *testing.T) {
 	if back == nil || back.SPF.Result != "pass" || back.DKIM.Result != "pass" || back.DMARC.Result != "pass" {
 		t.Fatalf("round trip: %+v", back)
 	}
+}
+
+// formatWithAuthres is how formatResults used to write the line, through
+// go-msgauth's authres.Format: the reference the own formatter must match.
+func formatWithAuthres(authservID string, r *Results) string {
+	var rs []authres.Result
+	if r.SPF != nil {
+		p := map[string]string{"reason": r.SPF.Reason}
+		if r.SPF.Scope == ScopeHelo {
+			p["smtp.helo"] = r.SPF.Domain
+		} else {
+			p["smtp.mailfrom"] = r.SPF.Domain
+		}
+		rs = append(rs, &authres.GenericResult{Method: "spf", Value: authres.ResultValue(r.SPF.Result), Params: p})
+	}
+	if r.DKIM != nil {
+		if len(r.DKIM.Signatures) == 0 {
+			rs = append(rs, &authres.GenericResult{Method: "dkim", Value: authres.ResultNone, Params: map[string]string{}})
+		}
+		for _, s := range r.DKIM.Signatures {
+			rs = append(rs, &authres.GenericResult{Method: "dkim", Value: authres.ResultValue(s.Result), Params: map[string]string{
+				"reason": s.Reason, "header.d": s.Domain, "header.i": s.Identifier, "header.s": s.Selector, "header.a": s.Algorithm,
+			}})
+		}
+	}
+	if r.DMARC != nil {
+		p := map[string]string{"reason": r.DMARC.Reason, "header.from": r.DMARC.FromDomain, "policy.dmarc": r.DMARC.Policy}
+		rs = append(rs, &authres.GenericResult{Method: "dmarc", Value: authres.ResultValue(r.DMARC.Result), Params: p})
+	}
+	return strings.TrimSpace(authres.Format(authservID, rs))
+}
+
+// resultsOf builds Results whose every text field is one of the given
+// strings, for comparing the formatters on odd values.
+func resultsOf(reason, domain, id, selector string, helo bool, sigs int) *Results {
+	scope := ScopeMailFrom
+	if helo {
+		scope = ScopeHelo
+	}
+	r := &Results{
+		SPF:   &SPFResult{Result: "pass", Domain: domain, Scope: scope, Reason: reason},
+		DKIM:  &DKIMResults{Result: "none"},
+		DMARC: &DMARCResult{Result: "fail", FromDomain: domain, Policy: selector, Reason: reason},
+	}
+	for range sigs {
+		r.DKIM.Signatures = append(r.DKIM.Signatures, DKIMSignature{Result: "fail", Domain: domain, Selector: selector, Algorithm: "rsa-sha256", Identifier: id, Reason: reason})
+	}
+	return r
+}
+
+// TestFormatResultsMatchesAuthres: the own formatter writes exactly what
+// authres.Format wrote, for ordinary results and for values that need
+// quoting (spaces, tspecials, quotes, non-ASCII, control characters).
+func TestFormatResultsMatchesAuthres(t *testing.T) {
+	cases := []*Results{
+		{},
+		{SPF: &SPFResult{Result: "none", Domain: "example.org", Scope: ScopeMailFrom, Reason: "no domain to check"}},
+		{DKIM: &DKIMResults{Result: "none"}},
+		resultsOf("", "example.org", "@example.org", "s1", false, 1),
+		resultsOf("matched ip", "example.org", "alice@example.org", "sel-2026", true, 2),
+		resultsOf(`lookup "x"; failed (timeout)`, "bücher.example", "a+b=c@example.org", "s/1", false, 1),
+		resultsOf("tab\there", "[192.0.2.1]", `"quoted"@example.org`, "a(b)c", false, 3),
+		resultsOf("é", "", "", "", false, 1),
+		resultsOf("x\x00y\x7f", "exa mple.org", "#$%&'*+,./-@[]\\^_`{|}~", "~", true, 0),
+		{SPF: &SPFResult{Result: "pass", Domain: "example.org", Scope: ScopeMailFrom}, DMARC: &DMARCResult{Result: "none", FromDomain: "example.org"}},
+	}
+	for _, id := range []string{"mx.example.com", "", " spaced "} {
+		for i, r := range cases {
+			if got, want := formatResults(id, r), formatWithAuthres(id, r); got != want {
+				t.Errorf("case %d, id %q:\n got %q\nwant %q", i, id, got, want)
+			}
+		}
+	}
+}
+
+// FuzzFormatResults: for any text in the fields, the own formatter and
+// authres.Format write the same line.
+func FuzzFormatResults(f *testing.F) {
+	f.Add("mx.example.com", "matched ip", "example.org", "@example.org", "s1", false, uint8(1))
+	f.Add("", `a "b" (c)`, "bücher.example", "x=y@example.org", "s/1", true, uint8(2))
+	f.Fuzz(func(t *testing.T, id, reason, domain, ident, selector string, helo bool, sigs uint8) {
+		r := resultsOf(reason, domain, ident, selector, helo, int(sigs%4))
+		if got, want := formatResults(id, r), formatWithAuthres(id, r); got != want {
+			t.Fatalf("\n got %q\nwant %q", got, want)
+		}
+	})
 }

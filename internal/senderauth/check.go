@@ -23,13 +23,23 @@ type Config struct {
 	// MaxHeaderBytes caps the header block kept for From,
 	// DKIM-Signature and Authentication-Results.
 	MaxHeaderBytes int
-	Observer       *Observer
+	// CacheEntries caps each result cache (SPF results, DMARC policy
+	// discovery), like dns.cache_entries caps the DNS cache; 0 disables
+	// them. They are used only with a resolver that reports when its
+	// answers expire (DNS with its cache on).
+	CacheEntries int
+	Observer     *Observer
 }
 
 // Checker checks messages; one is shared by all sessions of a receiver.
 type Checker struct {
 	cfg Config
 	r   Resolver
+	// spfResults and discoveries keep results for as long as every DNS
+	// answer they came from is valid: on a hit the check asks nothing and
+	// runs nothing (nil when disabled).
+	spfResults  *lruCache[spfKey, SPFResult]
+	discoveries *lruCache[discoveryKey, discovery]
 }
 
 // NewChecker returns a Checker asking r.
@@ -43,7 +53,12 @@ func NewChecker(cfg Config, r Resolver) *Checker {
 	if cfg.MaxHeaderBytes <= 0 {
 		cfg.MaxHeaderBytes = 1 << 20
 	}
-	return &Checker{cfg: cfg, r: r}
+	c := &Checker{cfg: cfg, r: r}
+	if er, ok := r.(expiryReporter); ok && er.reportsExpiry() && cfg.CacheEntries > 0 {
+		c.spfResults = newLRUCache[spfKey, SPFResult](cfg.CacheEntries)
+		c.discoveries = newLRUCache[discoveryKey, discovery](cfg.CacheEntries)
+	}
+	return c
 }
 
 // Params is what the session knows when MAIL arrives.
@@ -86,19 +101,46 @@ type Check struct {
 	once        sync.Once
 }
 
-// Start begins the check: SPF runs at once, in the background.
+// Start begins the check: SPF comes from the result cache, or runs at
+// once in the background.
 func (c *Checker) Start(p Params) *Check {
 	ctx, cancel := context.WithCancel(context.Background())
 	ck := &Check{c: c, p: p, start: time.Now(), ctx: ctx, cancel: cancel, header: headerTap{limit: c.cfg.MaxHeaderBytes}}
 	if p.Verify && c.cfg.SPF {
-		ck.spfDone = make(chan struct{})
-		go func() {
-			defer close(ck.spfDone)
-			ck.spf = checkSPF(ctx, c.r, p.ClientIP, p.Helo, p.MailFrom)
-		}()
+		ck.startSPF()
 	}
 	ck.dkimPending = p.Verify && c.cfg.DKIM
 	return ck
+}
+
+// closed is a channel that is always closed: SPF done at Start.
+var closed = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+func (ck *Check) startSPF() {
+	cache := ck.c.spfResults
+	key := spfKeyOf(ck.p)
+	if cache != nil {
+		if res, _, ok := cache.get(key); ok {
+			ck.spf, ck.spfDone = &res, closed
+			return
+		}
+	}
+	ck.spfDone = make(chan struct{})
+	go func() {
+		defer close(ck.spfDone)
+		ctx, exp := ck.ctx, (*expiry)(nil)
+		if cache != nil {
+			ctx, exp = trackExpiry(ctx)
+		}
+		ck.spf = checkSPF(ctx, ck.c.r, ck.p.ClientIP, ck.p.Helo, ck.p.MailFrom)
+		if cache != nil && ck.spf.Result != "temperror" && ck.ctx.Err() == nil {
+			cache.put(key, *ck.spf, exp.validUntil(cache.now()))
+		}
+	}()
 }
 
 // Write takes message bytes as received; it never blocks and never fails.
@@ -118,7 +160,7 @@ func (ck *Check) Write(p []byte) (int, error) {
 // message needs a DKIM verifier, and if so hands it the bytes so far.
 func (ck *Check) startDKIMIfSigned(before, p []byte) {
 	ck.dkimPending = false
-	if hdr := ck.header.fields(); !hdr.Has("DKIM-Signature") {
+	if hdr := ck.header.fields(); len(hdr.dkimSignature) == 0 {
 		return
 	}
 	ck.dkim = startDKIM(ck.ctx, ck.c.r, ck.c.cfg.MaxDKIMSignatures)
@@ -164,40 +206,35 @@ func (ck *Check) results() *Results {
 	cfg := ck.c.cfg
 	hdr := ck.header.fields()
 	if ck.p.Trusted && len(cfg.TrustUpstream) > 0 {
-		if up := upstreamResults(hdr.Values("Authentication-Results"), cfg.TrustUpstream); up != nil {
+		if up := upstreamResults(hdr.authenticationResults, cfg.TrustUpstream); up != nil {
 			return up
 		}
 	}
 	if !ck.p.Verify {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ck.ctx, cfg.Timeout)
-	defer cancel()
+	// The budget's timer starts only if something has to wait.
+	ctx := newBudget(ck.ctx, cfg.Timeout)
+	defer ctx.stop()
 
 	res := &Results{Source: SourceVerified}
 	if ck.spfDone != nil {
-		select {
-		case <-ck.spfDone:
+		if waitFor(ctx, ck.spfDone) {
 			res.SPF = ck.spf
-		case <-ctx.Done():
+		} else {
 			res.SPF = &SPFResult{Result: "temperror", Scope: spfScope(ck.p.MailFrom), Domain: spfDomain(ck.p), Reason: "check timed out"}
 		}
 	}
 	switch {
 	case ck.dkim != nil:
-		finished := true
-		select {
-		case <-ck.dkim.done:
-		case <-ctx.Done():
-			finished = false
-		}
-		res.DKIM = ck.dkim.results(hdr.Values("DKIM-Signature"), finished)
+		finished := waitFor(ctx, ck.dkim.done)
+		res.DKIM = ck.dkim.results(hdr.dkimSignature, finished)
 	case ck.p.Verify && cfg.DKIM:
 		res.DKIM = &DKIMResults{Result: "none"} // unsigned
 	}
 	if cfg.DMARC {
-		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery}
-		res.DMARC = e.evaluate(ctx, hdr.Values("From"), res.SPF, res.DKIM)
+		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery, cache: ck.c.discoveries}
+		res.DMARC = e.evaluate(ctx, hdr.from, res.SPF, res.DKIM)
 		if ck.header.overflow && res.DMARC.Result == "permerror" {
 			res.DMARC.Reason += " (the header was cut at max_header_bytes)"
 		}
@@ -238,4 +275,78 @@ func (ck *Check) observe(res *Results) {
 		o.limited("max_header_bytes")
 	}
 	o.duration(time.Since(ck.start))
+}
+
+// budget is the check's time budget once the message has ended: a context
+// whose deadline is fixed at creation but whose timer starts only when
+// something waits on Done. With every result already at hand (the warm
+// path), a message costs no timer.
+type budget struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu     sync.Mutex
+	timed  context.Context // nil until Done is first asked for
+	cancel context.CancelFunc
+}
+
+var _ context.Context = (*budget)(nil)
+
+func newBudget(parent context.Context, timeout time.Duration) *budget {
+	return &budget{parent: parent, deadline: time.Now().Add(timeout)}
+}
+
+func (b *budget) Deadline() (time.Time, bool) { return b.deadline, true }
+
+func (b *budget) Value(key any) any { return b.parent.Value(key) }
+
+func (b *budget) Done() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.timed == nil {
+		b.timed, b.cancel = context.WithDeadline(b.parent, b.deadline)
+	}
+	return b.timed.Done()
+}
+
+// Err is the timed context's once Done was asked for; before that the same
+// answer worked out from the parent and the clock.
+func (b *budget) Err() error {
+	b.mu.Lock()
+	timed := b.timed
+	b.mu.Unlock()
+	switch {
+	case timed != nil:
+		return timed.Err()
+	case b.parent.Err() != nil:
+		return b.parent.Err()
+	case !time.Now().Before(b.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// stop releases the timer, if one was started.
+func (b *budget) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cancel != nil {
+		b.cancel()
+	}
+}
+
+// waitFor waits until done is closed (true) or the budget ends (false),
+// without starting the budget's timer when done is closed already.
+func waitFor(b *budget, done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	select {
+	case <-done:
+		return true
+	case <-b.Done():
+		return false
+	}
 }

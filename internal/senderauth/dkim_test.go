@@ -94,7 +94,7 @@ func runDKIM(t *testing.T, r Resolver, msg string, maxSigs int) *DKIMResults {
 	d.pipe.CloseWrite()
 	<-d.done
 	hdr := tap.fields()
-	return d.results(hdr.Values("DKIM-Signature"), true)
+	return d.results(hdr.dkimSignature, true)
 }
 
 func TestDKIM(t *testing.T) {
@@ -198,11 +198,11 @@ func TestDKIMTimeout(t *testing.T) {
 	cancel()
 	<-d.done
 	hdr := tap.fields()
-	got := d.results(hdr.Values("DKIM-Signature"), true)
+	got := d.results(hdr.dkimSignature, true)
 	if got.Result != "temperror" {
 		t.Fatalf("got %+v", got)
 	}
-	unfinished := d.results(hdr.Values("DKIM-Signature"), false)
+	unfinished := d.results(hdr.dkimSignature, false)
 	if unfinished.Result != "temperror" {
 		t.Fatalf("unfinished: got %+v", unfinished)
 	}

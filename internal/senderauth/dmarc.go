@@ -72,36 +72,40 @@ func parsePolicyRecord(domain, txt string) *policyRecord {
 	return rec
 }
 
-// policyCache keeps parsed records by domain and TXT string. With a warm
-// DNS cache every message from a domain brings the same strings, and
+// parsedPolicies keeps parsed records by domain and TXT string. With a
+// warm DNS cache every message from a domain brings the same strings, and
 // parsing them again (go-msgauth validates the tags with regular
 // expressions) was the larger part of DMARC's cost. Records are never
-// changed after parsing, so one is shared by all checks. When full it
-// starts over: it only saves work.
-type policyCache struct {
+// changed after parsing, so one is shared by all checks.
+var parsedPolicies = &memo[[2]string, *policyRecord]{max: 4096}
+
+func parsePolicyCached(domain, txt string) *policyRecord {
+	return parsedPolicies.get([2]string{domain, txt}, func() *policyRecord { return parsePolicyRecord(domain, txt) })
+}
+
+// memo keeps the values of a pure function by argument, at most max of
+// them: when full it starts over, as it only saves work.
+type memo[K comparable, V any] struct {
 	mu  sync.Mutex
-	m   map[[2]string]*policyRecord
+	m   map[K]V
 	max int
 }
 
-var parsedPolicies = &policyCache{max: 4096}
-
-func (c *policyCache) parse(domain, txt string) *policyRecord {
-	key := [2]string{domain, txt}
+func (c *memo[K, V]) get(key K, compute func() V) V {
 	c.mu.Lock()
-	rec, ok := c.m[key]
+	v, ok := c.m[key]
 	c.mu.Unlock()
 	if ok {
-		return rec
+		return v
 	}
-	rec = parsePolicyRecord(domain, txt)
+	v = compute()
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[[2]string]*policyRecord)
+		c.m = make(map[K]V)
 	}
-	c.m[key] = rec
+	c.m[key] = v
 	c.mu.Unlock()
-	return rec
+	return v
 }
 
 // dmarcTags splits a record; ok is false unless it starts with v=DMARC1.
@@ -148,7 +152,7 @@ func dmarcLookup(ctx context.Context, r Resolver, domain string) (*policyRecord,
 	}
 	var found []*policyRecord
 	for _, t := range txts {
-		if rec := parsedPolicies.parse(domain, t); rec != nil {
+		if rec := parsePolicyCached(domain, t); rec != nil {
 			found = append(found, rec)
 		}
 	}
@@ -252,13 +256,39 @@ func pslOrg(domain string) string {
 type dmarcEvaluator struct {
 	r         Resolver
 	discovery string
+	// cache keeps discoveries until the first DNS answer they used
+	// expires; nil when off.
+	cache *lruCache[discoveryKey, discovery]
+}
+
+// discoveryKey: what a discovery depends on besides DNS.
+type discoveryKey struct {
+	method, domain string
 }
 
 func (e dmarcEvaluator) discover(ctx context.Context, domain string) (discovery, error) {
 	if e.discovery == DiscoveryPSL {
-		return pslDiscovery(ctx, e.r, domain)
+		return e.cached(ctx, DiscoveryPSL, domain, pslDiscovery)
 	}
-	return treeWalk(ctx, e.r, domain)
+	return e.cached(ctx, DiscoveryTreeWalk, domain, treeWalk)
+}
+
+// cached runs a discovery, or takes its result from the cache. A failed
+// discovery (temperror) is never kept.
+func (e dmarcEvaluator) cached(ctx context.Context, method, domain string, run func(context.Context, Resolver, string) (discovery, error)) (discovery, error) {
+	if e.cache == nil {
+		return run(ctx, e.r, domain)
+	}
+	key := discoveryKey{method, domain}
+	if d, _, ok := e.cache.get(key); ok {
+		return d, nil
+	}
+	tctx, exp := trackExpiry(ctx)
+	d, err := run(tctx, e.r, domain)
+	if err == nil {
+		e.cache.put(key, d, exp.validUntil(e.cache.now()))
+	}
+	return d, err
 }
 
 // orgDomain of an authenticated identifier, for relaxed alignment.
@@ -266,7 +296,7 @@ func (e dmarcEvaluator) orgDomain(ctx context.Context, domain string) (string, e
 	if e.discovery == DiscoveryPSL {
 		return pslOrg(domain), nil
 	}
-	d, err := treeWalk(ctx, e.r, domain)
+	d, err := e.cached(ctx, DiscoveryTreeWalk, domain, treeWalk)
 	return d.org, err
 }
 
@@ -385,7 +415,35 @@ func authorDomain(fromFields []string) (string, error) {
 	if len(fromFields) != 1 {
 		return "", fmt.Errorf("%d From fields", len(fromFields))
 	}
-	addrs, err := mail.ParseAddressList(unfold(fromFields[0]))
+	field := fromFields[0]
+	if len(field) > maxMemoFrom {
+		return fromDomain(field)
+	}
+	d := fromDomains.get(field, func() domainOrError {
+		domain, err := fromDomain(field)
+		return domainOrError{domain, err}
+	})
+	return d.domain, d.err
+}
+
+// maxMemoFrom bounds the From values kept (4096 of them): a longer one is
+// parsed each time, so hostile headers cannot pin much memory.
+const maxMemoFrom = 256
+
+// fromDomains keeps fromDomain's answers by field value: mail from one
+// sender (alerts, reports) repeats its From field, and parsing the address
+// list and the IDNA conversion cost more than the rest of DMARC from warm
+// caches.
+var fromDomains = &memo[string, domainOrError]{max: 4096}
+
+type domainOrError struct {
+	domain string
+	err    error
+}
+
+// fromDomain is the domain of the one address of a From field value.
+func fromDomain(field string) (string, error) {
+	addrs, err := mail.ParseAddressList(unfold(field))
 	if err != nil {
 		return "", fmt.Errorf("From unparsable: %v", err)
 	}

@@ -194,21 +194,53 @@ func TestAlignmentCostsNoQueryOutsideTheOrganization(t *testing.T) {
 // TestPolicyCache: a cached parse is the parse, per domain and string, and
 // the cache starts over when full.
 func TestPolicyCache(t *testing.T) {
-	c := &policyCache{max: 2}
-	a := c.parse("example.org", "v=DMARC1; p=reject")
+	c := &memo[[2]string, *policyRecord]{max: 2}
+	parse := func(domain, txt string) *policyRecord {
+		return c.get([2]string{domain, txt}, func() *policyRecord { return parsePolicyRecord(domain, txt) })
+	}
+	a := parse("example.org", "v=DMARC1; p=reject")
 	if a == nil || a.p != "reject" || a.domain != "example.org" {
 		t.Fatalf("parsed %+v", a)
 	}
-	if again := c.parse("example.org", "v=DMARC1; p=reject"); again != a {
+	if again := parse("example.org", "v=DMARC1; p=reject"); again != a {
 		t.Errorf("second parse of the same record was not the cached one")
 	}
-	if b := c.parse("example.com", "v=DMARC1; p=reject"); b == a || b.domain != "example.com" {
+	if b := parse("example.com", "v=DMARC1; p=reject"); b == a || b.domain != "example.com" {
 		t.Errorf("another domain got %+v", b)
 	}
-	if c.parse("example.org", "v=spf1 -all") != nil {
+	if parse("example.org", "v=spf1 -all") != nil {
 		t.Errorf("a non-DMARC string parsed as a record")
 	}
 	if len(c.m) > c.max {
 		t.Errorf("cache holds %d entries, max %d", len(c.m), c.max)
+	}
+}
+
+// TestAuthorDomainMemo: answers kept by From value equal fresh ones, the
+// errors included, asked once or twice; a value longer than maxMemoFrom is
+// never kept.
+func TestAuthorDomainMemo(t *testing.T) {
+	fields := []string{
+		"Alice <alice@example.org>", "alice@EXAMPLE.org.", "a@example.org, b@example.org", "no address",
+		"x@bücher.example", "<>", "x@xn--invalid-\u00e9-.example", "Bob\r\n <bob@example.org>",
+	}
+	for _, f := range fields {
+		wantD, wantErr := fromDomain(f)
+		for range 2 {
+			d, err := authorDomain([]string{f})
+			if d != wantD || (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Errorf("authorDomain(%q) = %q, %v; want %q, %v", f, d, err, wantD, wantErr)
+			}
+		}
+	}
+	long := strings.Repeat("x", maxMemoFrom) + "@example.org"
+	if d, err := authorDomain([]string{long}); d != "example.org" || err != nil {
+		t.Fatalf("long From: %q %v", d, err)
+	}
+	fromDomains.mu.Lock()
+	_, kept := fromDomains.m[long]
+	fromDomains.mu.Unlock()
+	if kept {
+		t.Error("a From value longer than maxMemoFrom was kept")
 	}
 }

@@ -1,7 +1,6 @@
 package senderauth
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +44,7 @@ type DNS struct {
 	timeout time.Duration
 	udp     *dns.Client
 	tcp     *dns.Client
-	cache   *dnsCache // nil when disabled
+	cache   *lruCache[string, answer] // nil when disabled
 	flight  singleflight.Group
 	obs     *Observer
 
@@ -78,7 +77,7 @@ func NewDNS(cfg DNSConfig) (*DNS, error) {
 	}
 	d.base, d.stop = context.WithCancel(context.Background())
 	if cfg.CacheEntries > 0 {
-		d.cache = newDNSCache(cfg.CacheEntries)
+		d.cache = newLRUCache[string, answer](cfg.CacheEntries)
 	}
 	return d, nil
 }
@@ -204,9 +203,23 @@ func (d *DNS) enter() bool {
 
 // answer is what a query leaves in the cache: records, or a not-found.
 type answer struct {
-	rrs []dns.RR
-	err error // nil or a not-found *net.DNSError
-	ttl time.Duration
+	rrs     []dns.RR
+	err     error // nil or a not-found *net.DNSError
+	ttl     time.Duration
+	expires time.Time // when the answer is no longer valid; zero: not cached
+}
+
+// reportsExpiry: with its cache on, every answer the resolver hands out
+// reports when it expires to a trackExpiry context (a result cache may
+// then keep what was computed from it). Without the cache nothing may be
+// reused.
+func (d *DNS) reportsExpiry() bool { return d.cache != nil }
+
+func (d *DNS) now() time.Time {
+	if d.cache != nil {
+		return d.cache.now()
+	}
+	return time.Now()
 }
 
 // query answers from the cache, or asks the servers once for all callers
@@ -216,12 +229,14 @@ func (d *DNS) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, e
 	fqdn := dns.Fqdn(strings.ToLower(name))
 	key := dns.TypeToString[qtype] + " " + fqdn
 	if d.cache != nil {
-		if a, ok := d.cache.get(key); ok {
+		if a, expires, ok := d.cache.get(key); ok {
 			d.obs.cacheHit(dns.TypeToString[qtype])
+			noteExpiry(ctx, expires)
 			return a.rrs, a.err
 		}
 	}
 	if _, ok := dns.IsDomainName(fqdn); !ok || len(fqdn) > 254 {
+		// Not a name: the same answer at any time, no expiry to note.
 		return nil, notFound(name)
 	}
 	ch := d.flight.DoChan(key, func() (any, error) {
@@ -234,18 +249,22 @@ func (d *DNS) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, e
 		a, err := d.exchange(qctx, fqdn, qtype)
 		d.obs.dnsQuery(dns.TypeToString[qtype], outcomeOf(err, a))
 		if err == nil && d.cache != nil && a.ttl > 0 {
-			d.cache.put(key, a)
+			a.expires = d.now().Add(a.ttl)
+			d.cache.put(key, a, a.expires)
 		}
 		return a, err
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
+			noteExpiry(ctx, time.Time{})
 			return nil, res.Err
 		}
 		a := res.Val.(answer)
+		noteExpiry(ctx, a.expires)
 		return a.rrs, a.err
 	case <-ctx.Done():
+		noteExpiry(ctx, time.Time{})
 		return nil, &net.DNSError{Err: ctx.Err().Error(), Name: name, IsTimeout: true}
 	}
 }
@@ -350,63 +369,4 @@ func outcomeOf(err error, a answer) string {
 	default:
 		return "error"
 	}
-}
-
-// dnsCache is a least-recently-used map of answers with expiry times.
-type dnsCache struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]*list.Element
-	order   *list.List // front: most recently used
-	now     func() time.Time
-}
-
-type cacheEntry struct {
-	key     string
-	a       answer
-	expires time.Time
-}
-
-func newDNSCache(maxEntries int) *dnsCache {
-	return &dnsCache{max: maxEntries, entries: make(map[string]*list.Element), order: list.New(), now: time.Now}
-}
-
-func (c *dnsCache) get(key string) (answer, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.entries[key]
-	if !ok {
-		return answer{}, false
-	}
-	e := el.Value.(*cacheEntry)
-	if !c.now().Before(e.expires) {
-		c.order.Remove(el)
-		delete(c.entries, key)
-		return answer{}, false
-	}
-	c.order.MoveToFront(el)
-	return e.a, true
-}
-
-func (c *dnsCache) put(key string, a answer) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := &cacheEntry{key: key, a: a, expires: c.now().Add(a.ttl)}
-	if el, ok := c.entries[key]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
-		return
-	}
-	c.entries[key] = c.order.PushFront(e)
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.entries, oldest.Value.(*cacheEntry).key)
-	}
-}
-
-func (c *dnsCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
 }

@@ -131,15 +131,15 @@ func TestDNSCache(t *testing.T) {
 }
 
 func TestDNSCacheExpiry(t *testing.T) {
-	c := newDNSCache(10)
+	c := newLRUCache[string, answer](10)
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
-	c.put("k", answer{ttl: 30 * time.Second})
-	if _, ok := c.get("k"); !ok {
+	c.put("k", answer{}, now.Add(30*time.Second))
+	if _, _, ok := c.get("k"); !ok {
 		t.Fatal("fresh entry missing")
 	}
 	now = now.Add(30 * time.Second)
-	if _, ok := c.get("k"); ok {
+	if _, _, ok := c.get("k"); ok {
 		t.Fatal("entry outlived its TTL")
 	}
 }

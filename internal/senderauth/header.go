@@ -16,7 +16,7 @@ type headerTap struct {
 	limit    int
 	complete bool // the empty line that ends the header was seen
 	overflow bool
-	parsed   *textproto.Header // fields of buf, once it no longer changes
+	parsed   *headerFields // fields of buf, once it no longer changes
 }
 
 // done says the kept header no longer changes: it is complete, or cut at
@@ -66,20 +66,28 @@ func (h *headerTap) endIn(p []byte) int {
 	}
 }
 
-// fields parses what was kept. A header cut at the limit is parsed up to
-// its last complete line. Once the header is done it is parsed only once.
-func (h *headerTap) fields() textproto.Header {
+// headerFields are the values of the fields the checks read, in header
+// order, as textproto.Header.Values gives them.
+type headerFields struct {
+	from, dkimSignature, authenticationResults []string
+}
+
+// fields reads what was kept. A header cut at the limit is read up to its
+// last complete line. Once the header is done it is read only once.
+func (h *headerTap) fields() headerFields {
 	if h.parsed != nil {
 		return *h.parsed
 	}
-	hdr := h.parse()
+	hdr := readFields(h.kept())
 	if h.done() {
 		h.parsed = &hdr
 	}
 	return hdr
 }
 
-func (h *headerTap) parse() textproto.Header {
+// kept is the header as a parser should see it: cut at its last complete
+// line and ended with an empty line when it did not end by itself.
+func (h *headerTap) kept() []byte {
 	b := h.buf
 	if !h.complete {
 		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
@@ -87,8 +95,112 @@ func (h *headerTap) parse() textproto.Header {
 		}
 		b = append(b[:len(b):len(b)], '\r', '\n')
 	}
+	return b
+}
+
+// readFields takes the three fields out of a header: by scanFields when
+// the header is plain, else by go-message's parser (FuzzScanFields checks
+// that both read every plain header the same).
+func readFields(b []byte) headerFields {
+	if hdr, ok := scanFields(b); ok {
+		return hdr
+	}
 	hdr, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(b)))
-	return hdr
+	return headerFields{
+		from:                  hdr.Values("From"),
+		dkimSignature:         hdr.Values("DKIM-Signature"),
+		authenticationResults: hdr.Values("Authentication-Results"),
+	}
+}
+
+// scanFields reads the three fields of a plain header without building a
+// header map: every line ends in LF or CRLF and has no other CR, the first
+// is no continuation, and every field line has a colon after a valid
+// name. A field's value is what textproto.ReadHeader makes of it: its
+// lines, each trimmed of spaces and tabs, the empty ones left out, joined
+// by one space. Anything else (ok false) is left to the full parser, which
+// stops at such a line.
+func scanFields(b []byte) (hdr headerFields, ok bool) {
+	if len(b) > 0 && isSpaceOrTab(b[0]) {
+		return hdr, false
+	}
+	var target *[]string // where the field being read goes; nil: not wanted
+	var value []byte     // its value so far
+	flush := func() {
+		if target != nil {
+			*target = append(*target, string(value))
+		}
+		target, value = nil, value[:0]
+	}
+	for len(b) > 0 {
+		nl := bytes.IndexByte(b, '\n')
+		if nl < 0 {
+			return hdr, false // a last line without an end
+		}
+		line := b[:nl]
+		b = b[nl+1:]
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if bytes.IndexByte(line, '\r') >= 0 {
+			return hdr, false
+		}
+		if len(line) == 0 {
+			break // the end of the header
+		}
+		if isSpaceOrTab(line[0]) { // a continuation of the field above
+			if target != nil {
+				value = appendPart(value, line)
+			}
+			continue
+		}
+		flush()
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return hdr, false
+		}
+		name := trimSpaceTab(line[:colon])
+		for _, c := range name {
+			if c < 33 || c > 126 { // ':' cannot occur before the first colon
+				return hdr, false
+			}
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("From")):
+			target = &hdr.from
+		case bytes.EqualFold(name, []byte("DKIM-Signature")):
+			target = &hdr.dkimSignature
+		case bytes.EqualFold(name, []byte("Authentication-Results")):
+			target = &hdr.authenticationResults
+		}
+		if target != nil {
+			value = appendPart(value, line[colon+1:])
+		}
+	}
+	flush()
+	return hdr, true
+}
+
+// appendPart adds one line of a field value, trimmed, after a space.
+func appendPart(value, part []byte) []byte {
+	part = trimSpaceTab(part)
+	if len(part) == 0 {
+		return value
+	}
+	if len(value) > 0 {
+		value = append(value, ' ')
+	}
+	return append(value, part...)
+}
+
+func isSpaceOrTab(c byte) bool { return c == ' ' || c == '\t' }
+
+func trimSpaceTab(b []byte) []byte {
+	for len(b) > 0 && isSpaceOrTab(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpaceOrTab(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // lineBreaks removes CR and LF; built once, as building a Replacer costs

@@ -6,6 +6,7 @@ import (
 
 // PutAttributes writes the flat attributes used for filtering and routing.
 func (r *Results) PutAttributes(attrs pcommon.Map) {
+	attrs.EnsureCapacity(attrs.Len() + 9)
 	attrs.PutStr("email.auth.source", r.Source)
 	if r.SPF != nil {
 		attrs.PutStr("email.spf.result", r.SPF.Result)
@@ -27,10 +28,14 @@ func (r *Results) PutAttributes(attrs pcommon.Map) {
 
 // PutBody writes the details under the body key "auth".
 func (r *Results) PutBody(body pcommon.Map) {
+	// The maps are sized up front: growing them was a third of the
+	// allocations of sender authentication.
 	m := body.PutEmptyMap("auth")
+	m.EnsureCapacity(5)
 	m.PutStr("source", r.Source)
 	if r.SPF != nil {
 		s := m.PutEmptyMap("spf")
+		s.EnsureCapacity(4)
 		s.PutStr("result", r.SPF.Result)
 		putNonEmpty(s, "domain", r.SPF.Domain)
 		putNonEmpty(s, "scope", r.SPF.Scope)
@@ -38,10 +43,13 @@ func (r *Results) PutBody(body pcommon.Map) {
 	}
 	if r.DKIM != nil {
 		d := m.PutEmptyMap("dkim")
+		d.EnsureCapacity(3)
 		d.PutStr("result", r.DKIM.Result)
 		sigs := d.PutEmptySlice("signatures")
+		sigs.EnsureCapacity(len(r.DKIM.Signatures))
 		for _, sig := range r.DKIM.Signatures {
 			s := sigs.AppendEmpty().SetEmptyMap()
+			s.EnsureCapacity(6)
 			s.PutStr("result", sig.Result)
 			putNonEmpty(s, "domain", sig.Domain)
 			putNonEmpty(s, "selector", sig.Selector)
@@ -60,6 +68,7 @@ func (r *Results) PutBody(body pcommon.Map) {
 }
 
 func putDMARC(d pcommon.Map, r *DMARCResult) {
+	d.EnsureCapacity(15)
 	d.PutStr("result", r.Result)
 	putNonEmpty(d, "from_domain", r.FromDomain)
 	putNonEmpty(d, "policy", r.Policy)

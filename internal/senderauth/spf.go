@@ -40,3 +40,20 @@ func domainOf(addr string) string {
 	}
 	return strings.ToLower(strings.TrimSuffix(strings.Trim(addr[at+1:], "<> "), "."))
 }
+
+// spfKey is everything an SPF result depends on besides DNS: the client
+// address, the HELO name and the sender (macros may expand %{l}, %{s} and
+// %{h}), exactly as given.
+type spfKey struct {
+	ip       [16]byte
+	helo     string
+	mailFrom string
+}
+
+func spfKeyOf(p Params) spfKey {
+	k := spfKey{helo: p.Helo, mailFrom: p.MailFrom}
+	if ip16 := p.ClientIP.To16(); ip16 != nil {
+		copy(k.ip[:], ip16)
+	}
+	return k
+}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -163,6 +162,7 @@ func (r *smtpReceiver) newSenderAuth() (*senderauth.Checker, *senderauth.DNS, er
 		AuthservID:        authservID,
 		TrustUpstream:     c.TrustUpstream,
 		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+		CacheEntries:      c.DNS.CacheEntries,
 		Observer:          obs,
 	}, dns), dns, nil
 }
@@ -182,43 +182,65 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 	sets := &attrSets{receiver: attribute.String("receiver", r.set.ID.String())}
 	return &senderauth.Observer{
 		DNSQuery: func(qtype, outcome string) {
-			t.SMTPSenderAuthDNSQueries.Add(bg, 1, sets.get("query_type", qtype, "outcome", outcome))
+			t.SMTPSenderAuthDNSQueries.Add(bg, 1, sets.get("query_type", qtype, "outcome", outcome).add...)
 		},
 		CacheHit: func(qtype string) {
-			t.SMTPSenderAuthCacheHits.Add(bg, 1, sets.get("query_type", qtype))
+			t.SMTPSenderAuthCacheHits.Add(bg, 1, sets.get("query_type", qtype).add...)
 		},
 		Result: func(method, result string) {
-			t.SMTPSenderAuthResults.Add(bg, 1, sets.get("method", method, "result", result))
+			t.SMTPSenderAuthResults.Add(bg, 1, sets.get("method", method, "result", result).add...)
 		},
 		Duration: func(d time.Duration) {
-			t.SMTPSenderAuthDuration.Record(bg, d.Seconds(), sets.get())
+			t.SMTPSenderAuthDuration.Record(bg, d.Seconds(), sets.get().record...)
 		},
 		Limited: func(limit string) {
-			t.SMTPSenderAuthLimited.Add(bg, 1, sets.get("limit", limit))
+			t.SMTPSenderAuthLimited.Add(bg, 1, sets.get("limit", limit).add...)
 		},
 	}
 }
 
 // attrSets keeps the metric attribute sets built so far: their values come
 // from small fixed vocabularies (record types, RFC 8601 results), and the
-// hot path then allocates nothing for them.
+// hot path then allocates nothing for them: the key is an array, not a
+// joined string, and the option lists are built once, so no variadic
+// slice is made per measurement.
 type attrSets struct {
 	receiver attribute.KeyValue
-	m        sync.Map
+	mu       sync.RWMutex
+	m        map[[4]string]measurementOptions
 }
 
-// get is the set of the receiver plus the key, value pairs.
-func (a *attrSets) get(kv ...string) metric.MeasurementOption {
-	key := strings.Join(kv, "\x00")
-	if v, ok := a.m.Load(key); ok {
-		return v.(metric.MeasurementOption)
+type measurementOptions struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+// get is the set of the receiver plus at most two key, value pairs.
+func (a *attrSets) get(kv ...string) measurementOptions {
+	var key [4]string
+	if len(kv) > len(key) {
+		panic("attrSets: more than two attributes")
+	}
+	copy(key[:], kv)
+	a.mu.RLock()
+	v, ok := a.m[key]
+	a.mu.RUnlock()
+	if ok {
+		return v
 	}
 	list := []attribute.KeyValue{a.receiver}
 	for i := 0; i+1 < len(kv); i += 2 {
 		list = append(list, attribute.String(kv[i], kv[i+1]))
 	}
-	v, _ := a.m.LoadOrStore(key, metric.WithAttributeSet(attribute.NewSet(list...)))
-	return v.(metric.MeasurementOption)
+	set := metric.WithAttributeSet(attribute.NewSet(list...))
+	v = measurementOptions{add: []metric.AddOption{set}, record: []metric.RecordOption{set}}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = make(map[[4]string]measurementOptions)
+	}
+	a.m[key] = v
+	return v
 }
 
 // startSenderAuth begins the check of a message at MAIL, or returns nil

@@ -86,10 +86,20 @@ func TestSenderAuthSignedAndUnsigned(t *testing.T) {
 	// A spoof: From claims example.org, nothing is signed, the envelope
 	// sender's SPF fails.
 	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("x@relay.example.net", []string{"bob@example.com"}, authMessage))
+	// The first message again: SPF and DMARC come from the result caches,
+	// the DKIM key from the DNS cache.
+	queries := srv.Queries()
+	require.Equal(t, "250 2.0.0 OK: queued", c.sendMail("alice@example.org", []string{"bob@example.com"}, signMessage(t, authMessage, key)))
 	c.expect("QUIT", "221")
+	assert.Equal(t, queries, srv.Queries(), "a repeated message asked the DNS server again")
 
 	recs := records(sink)
-	require.Len(t, recs, 2)
+	require.Len(t, recs, 3)
+	authAttrs := func(i int) map[string]any {
+		return pick(recs[i].Attributes().AsRaw(), "email.auth.", "email.spf.", "email.dkim.", "email.dmarc.")
+	}
+	assert.Equal(t, authAttrs(0), authAttrs(2), "cached results differ from the first ones")
+	assert.Equal(t, recs[0].Body().Map().AsRaw()["auth"], recs[2].Body().Map().AsRaw()["auth"], "cached results differ from the first ones")
 	signed := recs[0].Attributes().AsRaw()
 	assert.Equal(t, map[string]any{
 		"email.auth.source": "verified", "email.spf.result": "pass", "email.spf.domain": "example.org", "email.spf.scope": "mfrom",
@@ -114,13 +124,12 @@ func TestSenderAuthSignedAndUnsigned(t *testing.T) {
 		return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(receiverAttr(r), attribute.String("method", method), attribute.String("result", res)), Value: n}
 	}
 	metadatatest.AssertEqualSMTPSenderAuthResults(t, tel, []metricdata.DataPoint[int64]{
-		result("spf", "pass", 1), result("spf", "fail", 1), result("dkim", "pass", 1), result("dkim", "none", 1),
-		result("dmarc", "pass", 1), result("dmarc", "fail", 1),
+		result("spf", "pass", 2), result("spf", "fail", 1), result("dkim", "pass", 2), result("dkim", "none", 1),
+		result("dmarc", "pass", 2), result("dmarc", "fail", 1),
 	}, ignore...)
-	// The second message asked again only for what the first did not.
 	m, err := tel.GetMetric("otelcol_smtp_sender_auth_cache_hits")
 	require.NoError(t, err)
-	assert.NotEmpty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "the DMARC record of example.org came from the cache")
+	assert.NotEmpty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "the DKIM key of the third message came from the DNS cache")
 	_, err = tel.GetMetric("otelcol_smtp_sender_auth_dns_queries")
 	require.NoError(t, err)
 	_, err = tel.GetMetric("otelcol_smtp_sender_auth_duration")
