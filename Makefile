@@ -168,6 +168,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzConvert$$' -fuzztime $(FUZZTIME) ./internal/mailconv/
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzProxyHeader$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
+	$(GO) test -run '^$$' -fuzz '^FuzzPlainConnSplit$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanFields$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
 	$(GO) test -run '^$$' -fuzz '^FuzzFormatResults$$' -fuzztime $(FUZZTIME) ./internal/senderauth/

@@ -388,6 +388,31 @@ tags: [e2e, swaks]
 		t.Errorf("body headers[X-Mailer] (swaks sets one): %q", headerValues(hs, "X-Mailer"))
 	}
 	checkNoParseError(t, r)
+
+	// Issue 10.10: swaks --to postmaster sends RCPT TO:<postmaster>, with no
+	// domain (RFC 5321 4.5.1); it is accepted and recorded as this
+	// server's postmaster.
+	const pmSubject = "swaks to the postmaster"
+	res = run(t, nil, swaks, "--server", c.addr(), "--timeout", "30",
+		"--from", "carol@example.com", "--to", "postmaster",
+		"--header", "Subject: "+pmSubject, "--body", text)
+	code = finalReply(res.Stdout)
+	tl.reply(code)
+	if res.Code != 0 || code != 250 || !strings.Contains(res.Stdout, "RCPT TO:<postmaster>") {
+		t.Fatalf("swaks --to postmaster failed (last reply %d): %s", code, res)
+	}
+	checkPostmaster(t, c.waitSubject(pmSubject))
+	tl.exported(1)
+}
+
+// checkPostmaster checks that a record's one envelope recipient is this
+// server's postmaster.
+func checkPostmaster(t *testing.T, r record) {
+	t.Helper()
+	rcpts := strs(r.Attrs, "smtp.rcpt_to")
+	if len(rcpts) != 1 || !strings.HasPrefix(rcpts[0], "postmaster@") || len(rcpts[0]) == len("postmaster@") {
+		t.Errorf("attribute smtp.rcpt_to: got %q, want [postmaster@<the receiver's domain>]", rcpts)
+	}
 }
 
 // ---------------------------------------------------------------- 4. failing exporter
@@ -506,6 +531,21 @@ func TestSecureSTARTTLS(t *testing.T) {
 		r := c.waitSubject(subject)
 		tl.exported(1)
 		checkDevice(t, r, 105, "e2e_secure", "", []string{"e2e", "secure"})
+	})
+
+	t.Run("python_starttls_postmaster", func(t *testing.T) {
+		// RCPT TO:<postmaster> inside TLS: the rewrite works after STARTTLS.
+		tl := counts(t)
+		subject := "secure postmaster " + strconv.FormatInt(time.Now().UnixNano(), 36)
+		res := python(t, "--port", strconv.Itoa(c.port), "--mode", "starttls", "--cafile", certs.CA,
+			"--user", authUser, "--password", authPassword,
+			"--mail-from", "erin@example.com", "--rcpt", "postmaster", "--subject", subject)
+		tl.reply(res.Code)
+		if res.Result != "ok" || res.Code != 250 {
+			t.Fatalf("python starttls to postmaster: %+v", res)
+		}
+		checkPostmaster(t, c.waitSubject(subject))
+		tl.exported(1)
 	})
 
 	t.Run("python_without_starttls_530", func(t *testing.T) {

@@ -327,9 +327,6 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	c.mu.Unlock()
 
 	n, err := c.rd.Read(p, bulk)
-	if n > 0 {
-		c.guard.readBytes()
-	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -433,9 +430,6 @@ func (c *trackedConn) SetDeadline(t time.Time) error {
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if err == nil {
-		c.guard.wrote(n)
-	}
 	if c.closeAfter.Load() {
 		_ = c.Close()
 	}
@@ -527,13 +521,15 @@ func (c *trackedConn) tlsPending(serverName string) {
 	c.replyConn = nil
 }
 
-// trackedConnOf finds the trackedConn under a connection go-smtp hands out,
-// which is a tls.Conn after STARTTLS or with implicit TLS.
+// trackedConnOf finds the trackedConn under a connection: the plainConn
+// go-smtp has, or the tls.Conn a TLS handshake runs on.
 func trackedConnOf(c net.Conn) *trackedConn {
 	for {
 		switch v := c.(type) {
 		case *trackedConn:
 			return v
+		case *plainConn:
+			return v.tc
 		case *tls.Conn:
 			c = v.NetConn()
 		default:

@@ -27,6 +27,7 @@ func FuzzSession(f *testing.F) {
 		"HELO x\r\nMAIL FROM:<a@example.com> SIZE=99999999999\r\nQUIT\r\n",
 		"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT 5 LAST\r\nhelloQUIT\r\n",
 		"EHLO x\r\nAUTH PLAIN AGFAYg==\r\nAUTH LOGIN\r\n*\r\nSTARTTLS\r\nQUIT\r\n",
+		"EHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster>\r\nRCPT TO: <Postmaster> X=1\r\nDATA\r\nx\r\n.\r\n",
 		"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nSubject: x\n\nbody\n.\n\r\n.\r\n",
 		"\x00\xff\r\nEHLO \x00\r\nMAIL FROM:<\x00>\r\nRCPT TO:<>\r\nBDAT 99999999999\r\n",
 		"EHLO x\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!\r\n.\r\n",

@@ -82,8 +82,8 @@ func (l *connLimiter) release(ip netip.Addr) {
 	}
 }
 
-// limitListener admits connections within the limits, wraps each in a
-// trackedConn, and for implicit TLS in a tls.Conn, before go-smtp serves it.
+// limitListener admits connections within the limits and wraps each in a
+// trackedConn and the plainConn go-smtp serves.
 type limitListener struct {
 	net.Listener
 	w         *worker
@@ -109,10 +109,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			// listener closed.
 			return nil, net.ErrClosed
 		}
-		if l.tlsConfig != nil {
-			return tls.Server(tc, l.tlsConfig), nil
-		}
-		return tc, nil
+		return newPlainConn(tc, l.tlsConfig, l.w.startTLS, l.w.r.domain), nil
 	}
 }
 

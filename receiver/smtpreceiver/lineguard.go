@@ -2,12 +2,8 @@ package smtpreceiver // import "github.com/smtpreceiver/smtpreceiver/receiver/sm
 
 import (
 	"bytes"
-	"crypto/tls"
 	"strconv"
 	"strings"
-	"sync"
-
-	"github.com/emersion/go-smtp"
 )
 
 // lineGuard limits command lines to max_line_length and leaves message
@@ -16,48 +12,35 @@ import (
 // go-smtp's own MaxLineLength cannot do that: it applies to every line it
 // reads, message lines included, and a long line inside DATA then fails
 // the transfer with 451 and an extra, unrequested 500. So go-smtp's limit
-// is off (MaxLineLength 0) and this guard does the work. It must see the
-// plain text go-smtp reads, after TLS is removed; the one place go-smtp
-// shows that is its Debug writer, which copies every byte it reads (an
-// io.TeeReader) and every reply it writes. Each connection therefore gets a
-// go-smtp Server of its own with a guard as its Debug writer.
+// is off (MaxLineLength 0) and this guard does the work on the plain text
+// plainConn hands go-smtp (feed) and on the replies go-smtp writes
+// (replied).
 //
 // An over-long command line is answered from here ("500 5.4.0 Too long
-// line, closing connection", onTooLong) and the connection closed; the
-// error the tee's Write returns then ends go-smtp's read. go-smtp cannot be
-// left to answer: bufio, under its line reader, hands the bytes it holds
-// over as a line and drops a read error that comes with them, so go-smtp
-// would first run the start of the line as a command. Whatever it makes
-// of the bytes it holds now reaches no one.
+// line, closing connection", onTooLong), the connection closed, and the
+// bytes are never handed to go-smtp.
 //
 // The guard follows the byte stream as go-smtp parses it: command lines,
 // the DATA body up to <CRLF>.<CRLF> once go-smtp has answered 354, and BDAT
 // chunks of the size their command line gives. It keeps no more of a line
-// than the few bytes needed to recognise DATA and BDAT, and logs nothing
-// (the stream carries AUTH secrets).
-//
-// Reads and replies arrive through the same Write; trackedConn tells them
-// apart: a reply is a Write right after go-smtp wrote exactly that many
-// bytes (plus the TLS record overhead) to the connection, with no read in
-// between, and it has the shape of a reply line. (TLS's own writes, such
-// as the answer to a TLS 1.3 KeyUpdate, never match both.)
+// than the few bytes needed to recognise a command, and logs nothing (the
+// stream carries AUTH secrets). At the start of each command line it
+// points out to plainConn the lines plainConn handles itself (lineStop).
 type lineGuard struct {
 	maxLine int
+	// watchTLS makes feed stop at STARTTLS lines (TLS is configured).
+	watchTLS bool
+	// unwatched: the current line goes to go-smtp as it is (its end is
+	// not coming, see plainConn.keepBack).
+	unwatched bool
 	// onDataStart runs when go-smtp has answered DATA with 354 and is about
 	// to read the body; onCommandRead when it starts reading a command line
-	// (see worker.newServer).
-	onDataStart, onCommandRead func()
+	// (see worker.newServer); onHello when an EHLO or HELO line goes to
+	// go-smtp.
+	onDataStart, onCommandRead, onHello func()
 	// onTooLong answers an over-long command line and closes the
 	// connection.
 	onTooLong func()
-
-	mu sync.Mutex
-	// overhead is what TLS adds to one record on this connection: a reply
-	// of n bytes is written as n+overhead bytes.
-	overhead int
-	// lastWrite is the size of the last write to the connection that no
-	// read or tee has followed yet, or -1.
-	lastWrite int
 
 	mode    guardMode
 	line    int    // bytes of the current command line so far
@@ -95,84 +78,94 @@ const (
 )
 
 func newLineGuard(maxLine int) *lineGuard {
-	return &lineGuard{maxLine: maxLine, lastWrite: -1, head: make([]byte, 0, headBytes), replies: -1}
+	return &lineGuard{maxLine: maxLine, head: make([]byte, 0, headBytes), replies: -1}
 }
 
-// Write receives what go-smtp's Debug writer gets: every read and every
-// reply, in order.
-func (g *lineGuard) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	isReply := g.lastWrite >= 0 && g.lastWrite == len(p)+g.overhead && replyShaped(p)
-	g.lastWrite = -1
-	var start, refuse bool
-	if isReply {
-		start = g.replied(p)
-	} else {
-		g.read(p)
-		refuse = g.failed
+// lineStop says why feed stopped before the end of its bytes.
+type lineStop uint8
+
+const (
+	stopNone lineStop = iota
+	// stopAfterData: a DATA line was fed; what follows waits for go-smtp's
+	// answer, which decides whether it is message or commands.
+	stopAfterData
+	// stopStartTLS: the next line is a STARTTLS command.
+	stopStartTLS
+	// stopPostmaster: the next line is RCPT TO:<postmaster>.
+	stopPostmaster
+	// stopPartial: the next line is incomplete and may still become one
+	// of those two.
+	stopPartial
+)
+
+// feed follows bytes about to be handed to go-smtp. It returns how many of
+// them it followed: all of them, unless it stopped (see lineStop). After
+// an over-long command line it calls onTooLong and sets failed.
+func (g *lineGuard) feed(p []byte) (int, lineStop) {
+	done := 0
+	for done < len(p) && !g.failed {
+		if g.mode == modeCommand && g.line == 0 {
+			if stop := g.watch(p[done:]); stop != stopNone {
+				return done, stop
+			}
+		}
+		wasCommand := g.mode == modeCommand
+		done = len(p) - len(g.step(p[done:]))
+		if wasCommand && g.mode == modeDataPending {
+			return done, stopAfterData
+		}
 	}
-	g.mu.Unlock()
-	// go-smtp reads the message size limit right after its 354 and before
-	// the body; the hook changes it, so it runs where go-smtp is (this
-	// goroutine), outside the lock.
-	if start && g.onDataStart != nil {
+	if g.failed && g.onTooLong != nil {
+		g.onTooLong()
+	}
+	return done, stopNone
+}
+
+// watch looks at the start of a command line for what plainConn handles
+// itself. A line it stops at is not followed yet: plainConn feeds what
+// replaces it, or nothing.
+func (g *lineGuard) watch(p []byte) lineStop {
+	if g.unwatched {
+		return stopNone
+	}
+	line, complete := p, false
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		line, complete = p[:i+1], true
+	}
+	if g.watchTLS {
+		starttls := hasPrefixFold(line, "STARTTLS")
+		switch {
+		case starttls && complete:
+			return stopStartTLS
+		case !complete && (starttls && len(line) <= headBytes || isPrefixFold(line, "STARTTLS")):
+			return stopPartial
+		}
+	}
+	switch _, state := postmasterRecipient(line); {
+	case state == pathMatch:
+		return stopPostmaster
+	case state == pathMaybe && !complete && len(line) <= headBytes:
+		return stopPartial
+	}
+	return stopNone
+}
+
+// replied follows a reply line go-smtp writes (one line per write).
+func (g *lineGuard) replied(p []byte) {
+	if !replyShaped(p) {
+		return
+	}
+	if g.recordReply(p) && g.onDataStart != nil {
+		// go-smtp reads the message size limit right after its 354 and
+		// before the body; the hook changes it.
 		g.onDataStart()
 	}
-	if refuse {
-		if g.onTooLong != nil {
-			g.onTooLong()
-		}
-		return 0, smtp.ErrTooLongLine
-	}
-	return len(p), nil
-}
-
-// wrote and readBytes are called by trackedConn for what crosses the socket.
-func (g *lineGuard) wrote(n int) {
-	g.mu.Lock()
-	g.lastWrite = n
-	g.mu.Unlock()
-}
-
-func (g *lineGuard) readBytes() {
-	g.mu.Lock()
-	g.lastWrite = -1
-	g.mu.Unlock()
-}
-
-// tlsUp starts afresh when a TLS handshake completes: go-smtp forgets what
-// it had buffered before STARTTLS, and replies now cost TLS overhead.
-func (g *lineGuard) tlsUp(cs tls.ConnectionState) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.overhead = tlsRecordOverhead(cs)
-	g.lastWrite = -1
-	if g.replies >= 0 {
-		// STARTTLS: go-smtp does not greet again. (With implicit TLS the
-		// greeting, reply 0, is still to come.)
-		g.lines, g.replies = 0, 0
-	}
-	g.toCommand()
 }
 
 // commandRead is called when go-smtp starts reading a command line.
 func (g *lineGuard) commandRead() {
 	if g.onCommandRead != nil {
 		g.onCommandRead()
-	}
-}
-
-// tlsRecordOverhead is the bytes one TLS record adds for the AEAD suites
-// this receiver offers.
-func tlsRecordOverhead(cs tls.ConnectionState) int {
-	const header, tag = 5, 16
-	switch {
-	case cs.Version == tls.VersionTLS13:
-		return header + 1 + tag // inner content type
-	case strings.Contains(tls.CipherSuiteName(cs.CipherSuite), "CHACHA20"):
-		return header + tag
-	default:
-		return header + 8 + tag // AES-GCM's explicit nonce
 	}
 }
 
@@ -185,9 +178,9 @@ func replyShaped(p []byte) bool {
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
-// replied handles a reply go-smtp wrote. It reports whether a DATA body
-// starts here.
-func (g *lineGuard) replied(p []byte) (start bool) {
+// recordReply counts a reply line. It reports whether a DATA body starts
+// here.
+func (g *lineGuard) recordReply(p []byte) (start bool) {
 	if p[3] != ' ' {
 		return false // a line of a multi-line reply
 	}
@@ -217,35 +210,40 @@ func (g *lineGuard) resume(m guardMode) {
 }
 
 func (g *lineGuard) toCommand() {
-	g.mode, g.line, g.head, g.pending = modeCommand, 0, g.head[:0], nil
+	g.mode, g.line, g.head, g.pending, g.unwatched = modeCommand, 0, g.head[:0], nil, false
 }
 
-// read follows bytes go-smtp has read.
+// read follows bytes go-smtp reads, whatever they are.
 func (g *lineGuard) read(p []byte) {
-	for len(p) > 0 {
-		switch g.mode {
-		case modeCommand:
-			p = g.commandBytes(p)
-		case modeDataPending:
-			if len(g.pending)+len(p) > maxPending {
-				g.failed = true
-				return
-			}
-			g.pending = append(g.pending, p...)
-			p = nil
-		case modeData:
-			p = g.dataBytes(p)
-		case modeChunk:
-			n := uint64(len(p))
-			if n > g.chunk {
-				n = g.chunk
-			}
-			g.chunk -= n
-			p = p[n:]
-			if g.chunk == 0 {
-				g.toCommand()
-			}
+	for len(p) > 0 && !g.failed {
+		p = g.step(p)
+	}
+}
+
+// step follows bytes in the current mode and returns those that belong to
+// the next.
+func (g *lineGuard) step(p []byte) []byte {
+	switch g.mode {
+	case modeCommand:
+		return g.commandBytes(p)
+	case modeDataPending:
+		// plainConn holds back what follows a DATA line until go-smtp
+		// has answered it; this is for safety only.
+		if len(g.pending)+len(p) > maxPending {
+			g.failed = true
+			return nil
 		}
+		g.pending = append(g.pending, p...)
+		return nil
+	case modeData:
+		return g.dataBytes(p)
+	default: // modeChunk
+		n := min(uint64(len(p)), g.chunk)
+		g.chunk -= n
+		if g.chunk == 0 {
+			g.toCommand()
+		}
+		return p[n:]
 	}
 }
 
@@ -277,6 +275,10 @@ func (g *lineGuard) commandBytes(p []byte) []byte {
 // refused), taking too many would leave command lines unlimited.
 func (g *lineGuard) commandDone() {
 	g.lines++
+	g.unwatched = false
+	if g.onHello != nil && helloVerb(g.head) {
+		g.onHello()
+	}
 	if !transferVerb(g.head) {
 		// MAIL, RCPT, EHLO…: nothing to parse (and no string to build
 		// for every command line).
@@ -298,6 +300,11 @@ func (g *lineGuard) commandDone() {
 	}
 }
 
+// helloVerb says whether a line is EHLO or HELO with an argument.
+func helloVerb(head []byte) bool {
+	return (hasPrefixFold(head, "EHLO ") || hasPrefixFold(head, "HELO ")) && len(bytes.TrimSpace(head[5:])) > 0
+}
+
 // transferVerb says whether a line starts with DATA or BDAT, in any case:
 // the only commands that change the mode.
 func transferVerb(head []byte) bool {
@@ -313,8 +320,6 @@ func splitCommand(line string, complete bool) (verb, arg string, ok bool) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	switch {
-	case strings.HasPrefix(strings.ToUpper(line), "STARTTLS"):
-		return "STARTTLS", "", true
 	case len(line) == 4:
 		return strings.ToUpper(line), "", true
 	case len(line) < 6 || line[4] != ' ':

@@ -239,7 +239,6 @@ func TestSplitCommand(t *testing.T) {
 		{"BDAT\r\n", "BDAT", "", true},
 		{"BDATX 10\r\n", "", "", false},
 		{"BDA\r\n", "", "", false},
-		{"STARTTLS\r\n", "STARTTLS", "", true},
 	}
 	for _, tt := range tests {
 		verb, arg, ok := splitCommand(tt.line, true)

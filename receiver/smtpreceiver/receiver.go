@@ -308,9 +308,8 @@ func (r *smtpReceiver) newWorker(index int, ln net.Listener) *worker {
 	return w
 }
 
-// newServer is the go-smtp server of one connection. Its Debug writer is
-// the connection's lineGuard, which reads what go-smtp reads and keeps
-// nothing of it; Debug never goes to a log (it carries AUTH credentials).
+// newServer is the go-smtp server of one connection (its message size
+// limit changes during the session, see below).
 func (w *worker) newServer(tc *trackedConn) *smtp.Server {
 	cfg := w.r.cfg
 	s := smtp.NewServer(&backend{w: w})
@@ -319,16 +318,17 @@ func (w *worker) newServer(tc *trackedConn) *smtp.Server {
 	// Lines are limited by the lineGuard: command lines to max_line_length,
 	// message lines only by max_message_bytes.
 	s.MaxLineLength = 0
-	s.Debug = tc.guard
 	// Recipients are counted in the session, which also records the metric.
 	s.MaxRecipients = 0
 	s.ReadTimeout = cfg.idleTimeout()
 	s.WriteTimeout = cfg.idleTimeout()
 	s.EnableSMTPUTF8 = true
-	// With TLS configured AUTH waits for it; without, the device's plain
-	// username/password still works (Start has logged a warning).
-	s.AllowInsecureAuth = w.r.tlsConfig == nil
-	s.TLSConfig = w.startTLS
+	// TLS is plainConn's: go-smtp sees plain text only and never offers
+	// STARTTLS itself. So AUTH is always "allowed" as far as go-smtp
+	// knows, and the session holds it back until TLS is up when TLS is
+	// configured (without TLS, the device's plain username/password still
+	// works; Start has logged a warning).
+	s.AllowInsecureAuth = true
 	s.ErrorLog = w.errorLog
 
 	// go-smtp lets DATA bodies reach MaxMessageBytes minus one byte only

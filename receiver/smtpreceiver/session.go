@@ -37,23 +37,22 @@ var (
 	errPipelineNo   = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 3, 0}, Message: "Message rejected by the processing pipeline"}
 	errShutdown     = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down, try again later"}
 	errReadFailed   = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "Message not received completely, try again"}
+	errHelloFirst   = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "Send EHLO first"}
 )
 
 // backend hands each SMTP connection of one worker a session.
 type backend struct{ w *worker }
 
-// NewSession runs at the client's first EHLO/HELO, and again after
-// STARTTLS, when everything said before is forgotten.
+// NewSession runs at the client's first EHLO/HELO. The session lasts as
+// long as the connection: STARTTLS (plainConn) tells it that TLS is up.
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s := &session{w: b.w, r: b.w.r, smtpConn: c, helo: c.Hostname(), conn: trackedConnOf(c.Conn())}
+	s := &session{w: b.w, r: b.w.r, smtpConn: c, helo: c.Hostname(), conn: trackedConnOf(c.Conn()), plain: plainConnOf(c.Conn())}
 	if addr, ok := c.Conn().RemoteAddr().(*net.TCPAddr); ok {
 		s.remote = addr
 	}
-	if state, ok := c.TLSConnectionState(); ok {
-		s.tls = &state
-		if tc, isTLS := c.Conn().(*tls.Conn); isTLS && s.conn != nil {
-			s.conn.tlsUp(tc)
-		}
+	if s.plain != nil {
+		s.tls = s.plain.tlsState()
+		s.plain.sess.Store(s)
 	}
 	return s, nil
 }
@@ -65,10 +64,10 @@ type session struct {
 	w        *worker
 	r        *smtpReceiver
 	conn     *trackedConn
+	plain    *plainConn
 	smtpConn *smtp.Conn
 
 	remote *net.TCPAddr
-	tls    *tls.ConnectionState
 
 	// mu guards what go-smtp's command loop and a BDAT transfer, which
 	// runs Data in a goroutine of its own, may touch at once.
@@ -76,8 +75,12 @@ type session struct {
 	helo         string
 	authUser     string
 	authFailures int
-	from         string
-	to           []string
+	// tls is the TLS session's state, nil before TLS is up.
+	tls *tls.ConnectionState
+	// inMail is true from MAIL to the end of the transaction.
+	inMail bool
+	from   string
+	to     []string
 	// declaredSize is MAIL's SIZE= parameter, 0 when the client gave none.
 	declaredSize int64
 	// authCheck is the sender authentication of the current transaction,
@@ -100,6 +103,7 @@ func (s *session) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.helo = s.smtpConn.Hostname()
+	s.inMail = false
 	s.from = ""
 	s.to = nil
 	s.declaredSize = 0
@@ -117,6 +121,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cfg := s.r.cfg
+	if s.needsHello() {
+		return errHelloFirst
+	}
 	if cfg.requireTLS() && s.tls == nil {
 		return errTLSRequired
 	}
@@ -126,13 +133,50 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if strings.ContainsRune(from, 0) {
 		return errBadSender
 	}
-	s.from = from
+	s.from, s.inMail = from, true
 	if opts != nil {
 		s.declaredSize = opts.Size
 	}
 	s.abortSenderAuth()
 	s.authCheck = s.startSenderAuth(from)
 	return nil
+}
+
+// isPostmaster says whether to is this server's postmaster, which every
+// server must accept (RFC 5321 4.5.1); a bare <postmaster> arrives here as
+// postmaster@domain (plainConn).
+func (s *session) isPostmaster(to string) bool {
+	local, domain, ok := strings.Cut(to, "@")
+	return ok && strings.EqualFold(local, "postmaster") && strings.EqualFold(domain, s.r.domain)
+}
+
+// needsHello says whether STARTTLS has happened since the client's last
+// EHLO: everything said before TLS is forgotten (RFC 3207 4.2).
+func (s *session) needsHello() bool {
+	return s.plain != nil && s.plain.needHello.Load()
+}
+
+// tlsStarted is called by plainConn when STARTTLS has succeeded.
+func (s *session) tlsStarted(state *tls.ConnectionState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tls = state
+	s.helo = ""
+}
+
+// inTransaction says whether MAIL has been accepted and the transaction
+// not ended (STARTTLS is refused then).
+func (s *session) inTransaction() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inMail
+}
+
+// tlsPending says whether TLS is configured but not up yet: AUTH waits.
+func (s *session) tlsPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.tlsConfig != nil && s.tls == nil
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
@@ -142,7 +186,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.w.recipientRejected("invalid")
 		return errBadRecipient
 	}
-	if !s.r.recipients.accepts(to) {
+	if !s.r.recipients.accepts(to) && !s.isPostmaster(to) {
 		s.w.recipientRejected("not_accepted")
 		return errUnknownRecipient
 	}
@@ -326,10 +370,10 @@ func tlsVersionName(v uint16) string {
 	return strings.TrimPrefix(tls.VersionName(v), "TLS ")
 }
 
-// AuthMechanisms is asked by go-smtp only where AUTH is allowed: after
-// STARTTLS when TLS is configured.
+// AuthMechanisms is asked by go-smtp for the EHLO reply: none before TLS
+// when TLS is configured.
 func (s *session) AuthMechanisms() []string {
-	if s.r.creds == nil {
+	if s.r.creds == nil || s.tlsPending() {
 		return nil
 	}
 	return []string{sasl.Plain, sasl.Login}
@@ -338,6 +382,12 @@ func (s *session) AuthMechanisms() []string {
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.r.creds == nil {
 		return nil, smtp.ErrAuthUnsupported
+	}
+	if s.needsHello() {
+		return nil, errHelloFirst
+	}
+	if s.tlsPending() {
+		return nil, errTLSRequired
 	}
 	switch strings.ToUpper(mech) {
 	case sasl.Plain:

@@ -97,9 +97,11 @@ func TestMailBeforeSTARTTLS(t *testing.T) {
 	cfg, _ := secureConfig(t, nil)
 	r := startReceiver(t, cfg, new(consumertest.LogsSink))
 	c := dial(t, r.addr())
-	c.expect("EHLO x", "250")
+	ehlo := c.expect("EHLO x", "250")
+	assert.Contains(t, ehlo, "\n250-STARTTLS\n", "STARTTLS is offered right after the greeting line")
+	assert.NotContains(t, ehlo, "AUTH", "AUTH is offered inside TLS only")
 	c.expect("MAIL FROM:<a@example.com>", "530 5.7.0 Must issue a STARTTLS command first")
-	c.expect("AUTH PLAIN "+plainIR("", "mailuser", "secret"), "523 5.7.10")
+	c.expect("AUTH PLAIN "+plainIR("", "mailuser", "secret"), "530 5.7.0 Must issue a STARTTLS command first")
 }
 
 func TestAuthFailures(t *testing.T) {
@@ -251,7 +253,7 @@ func TestSTARTTLSInjectionIgnored(t *testing.T) {
 	}
 	c.conn, c.rd = tc, bufio.NewReader(tc)
 	got := c.cmd("NOOP")
-	assert.Equal(t, "250 2.0.0 I have successfully done nothing", got, "the first reply inside TLS must answer NOOP, not the injected RSET")
+	assert.Equal(t, "250 2.0.0 OK", got, "the first reply inside TLS must answer NOOP, not the injected RSET")
 }
 
 func TestTLSStartErrorsNameThePath(t *testing.T) {
