@@ -55,7 +55,7 @@ func TestLRUCache(t *testing.T) {
 // ends at the deadline; a cancelled parent ends it without a timer.
 func TestBudgetStartsNoTimerUntilWaitedOn(t *testing.T) {
 	b := newBudget(context.Background(), time.Minute)
-	if !waitFor(b, closed) || b.timed != nil || b.Err() != nil {
+	if !waitFor(b, alreadyDone) || b.timed != nil || b.Err() != nil {
 		t.Fatalf("waiting for a closed channel: timer %v, err %v", b.timed, b.Err())
 	}
 	b.stop()
@@ -283,7 +283,7 @@ func TestSPFResultCacheHitRunsNothing(t *testing.T) {
 	cc := cacheCases[0]
 	cc.run(c)
 	ck := c.Start(Params{ClientIP: net.ParseIP(cc.ip), Helo: cc.helo, MailFrom: cc.mailFrom, Verify: true})
-	if ck.spfDone != closed || ck.spf == nil || ck.spf.Result != "pass" {
+	if ck.spfDone != alreadyDone || ck.spf == nil || ck.spf.Result != "pass" {
 		t.Fatalf("warm SPF not taken at Start: %+v", ck.spf)
 	}
 	ck.Abort()

@@ -113,8 +113,8 @@ func (c *Checker) Start(p Params) *Check {
 	return ck
 }
 
-// closed is a channel that is always closed: SPF done at Start.
-var closed = func() chan struct{} {
+// alreadyDone is a channel that is always closed: SPF answered at Start.
+var alreadyDone = func() chan struct{} {
 	ch := make(chan struct{})
 	close(ch)
 	return ch
@@ -125,7 +125,7 @@ func (ck *Check) startSPF() {
 	key := spfKeyOf(ck.p)
 	if cache != nil {
 		if res, _, ok := cache.get(key); ok {
-			ck.spf, ck.spfDone = &res, closed
+			ck.spf, ck.spfDone = &res, alreadyDone
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"unicode"
 
 	"github.com/emersion/go-msgauth/dkim"
 )
@@ -109,13 +110,12 @@ func dkimSummary(sigs []DKIMSignature) string {
 
 // signatureOf reads the tags of a DKIM-Signature value a record shows.
 func signatureOf(field string) DKIMSignature {
-	tags := tagList(field)
 	sig := DKIMSignature{
-		Domain:    strings.ToLower(tags["d"]),
-		Selector:  tags["s"],
-		Algorithm: strings.ToLower(tags["a"]),
+		Domain:    strings.ToLower(tagValue(field, "d")),
+		Selector:  tagValue(field, "s"),
+		Algorithm: strings.ToLower(tagValue(field, "a")),
 	}
-	sig.Identifier = tags["i"]
+	sig.Identifier = tagValue(field, "i")
 	if sig.Identifier == "" && sig.Domain != "" {
 		sig.Identifier = "@" + sig.Domain
 	}
@@ -123,20 +123,28 @@ func signatureOf(field string) DKIMSignature {
 }
 
 func hasTag(field, tag string) bool {
-	_, ok := tagList(field)[tag]
+	_, ok := findTag(field, tag)
 	return ok
 }
 
-// tagList parses "k=v; k=v" (RFC 6376 section 3.2), whitespace removed
-// from values; a malformed pair is skipped.
-func tagList(s string) map[string]string {
-	out := map[string]string{}
-	for _, pair := range strings.Split(s, ";") {
-		k, v, ok := strings.Cut(pair, "=")
-		if !ok {
-			continue
-		}
-		out[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), "")
+// tagValue is the value of a tag in a "k=v; k=v" list (RFC 6376 section
+// 3.2), whitespace removed; "" when absent. Of a tag given twice the last
+// counts; a malformed pair is skipped. Only the asked tag's value is
+// copied: the others include b= and bh=, the longest.
+func tagValue(s, tag string) string {
+	v, _ := findTag(s, tag)
+	if strings.IndexFunc(v, unicode.IsSpace) < 0 {
+		return v
 	}
-	return out
+	return strings.Join(strings.Fields(v), "")
+}
+
+func findTag(s, tag string) (value string, found bool) {
+	for pair := range strings.SplitSeq(s, ";") {
+		k, v, ok := strings.Cut(pair, "=")
+		if ok && strings.TrimSpace(k) == tag {
+			value, found = v, true
+		}
+	}
+	return strings.TrimSpace(value), found
 }

@@ -207,3 +207,22 @@ func TestDKIMTimeout(t *testing.T) {
 		t.Fatalf("unfinished: got %+v", unfinished)
 	}
 }
+
+// TestTagValue: tags as RFC 6376 section 3.2 reads them (whitespace inside
+// values removed, the last of a repeated tag, malformed pairs skipped), the
+// same as splitting the whole list into a map.
+func TestTagValue(t *testing.T) {
+	list := "v=1; a = RSA-SHA256 ;d=Example.ORG; s=sel\r\n 2026;\ti=@exa mple.org; bogus; d=example.net; h=from:to; b=ab\r\n\tcd; empty="
+	want := map[string]string{}
+	for _, pair := range strings.Split(list, ";") {
+		if k, v, ok := strings.Cut(pair, "="); ok {
+			want[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), "")
+		}
+	}
+	for _, tag := range []string{"v", "a", "d", "s", "i", "h", "b", "empty", "bogus", "l"} {
+		_, inMap := want[tag]
+		if got := tagValue(list, tag); got != want[tag] || hasTag(list, tag) != inMap {
+			t.Errorf("tag %s: %q (found %v), want %q (found %v)", tag, got, hasTag(list, tag), want[tag], inMap)
+		}
+	}
+}

@@ -42,18 +42,17 @@ func domainOf(addr string) string {
 }
 
 // spfKey is everything an SPF result depends on besides DNS: the client
-// address, the HELO name and the sender (macros may expand %{l}, %{s} and
-// %{h}), exactly as given.
+// address (its bytes as given, 4 or 16 of them), the HELO name and the
+// sender (macros may expand %{l}, %{s} and %{h}), exactly as given.
 type spfKey struct {
 	ip       [16]byte
+	ipLen    int
 	helo     string
 	mailFrom string
 }
 
 func spfKeyOf(p Params) spfKey {
 	k := spfKey{helo: p.Helo, mailFrom: p.MailFrom}
-	if ip16 := p.ClientIP.To16(); ip16 != nil {
-		copy(k.ip[:], ip16)
-	}
+	k.ipLen = copy(k.ip[:], p.ClientIP)
 	return k
 }
