@@ -24,6 +24,9 @@ import (
 //     go-smtp as <postmaster@domain>.
 //   - Command lines are limited by the lineGuard, message lines are not.
 //   - go-smtp's whimsical reply texts are replaced by plain ones.
+//   - Replies are sent when go-smtp is about to read (or close), so the
+//     lines of an EHLO reply and the replies to pipelined commands leave in
+//     one write (go-smtp writes every line on its own).
 //
 // go-smtp's own STARTTLS cannot be used for this: it wraps the connection
 // it was given in a tls.Conn and reads through that, so no layer below it
@@ -68,7 +71,16 @@ type plainConn struct {
 	tlsDue, tlsBare bool
 	// replyStart: the next write starts a reply (the last one ended one).
 	replyStart bool
+
+	// out holds replies until go-smtp reads, closes or sets a read
+	// deadline (flush). Close may come from another goroutine.
+	outMu sync.Mutex
+	out   []byte
 }
+
+// maxKeptOut is the largest reply buffer a connection keeps between
+// commands; an EHLO reply is about 200 bytes.
+const maxKeptOut = 1 << 10
 
 // Replies plainConn writes itself (go-smtp never saw their commands).
 const (
@@ -122,12 +134,17 @@ func (c *plainConn) implicitHandshake() error {
 func (c *plainConn) tlsReady() {
 	st := c.tlsConn.ConnectionState()
 	c.state.Store(&st)
+	c.outMu.Lock() // flush may run in a goroutine closing the connection
 	c.rw = c.tlsConn
+	c.outMu.Unlock()
 	c.tc.tlsUp(c.tlsConn)
 }
 
 func (c *plainConn) Read(p []byte) (int, error) {
 	if err := c.implicitHandshake(); err != nil {
+		return 0, err
+	}
+	if err := c.flush(); err != nil {
 		return 0, err
 	}
 	for {
@@ -267,31 +284,51 @@ func (c *plainConn) refuseSTARTTLS() string {
 	return ""
 }
 
-// say writes a reply of this layer's own.
+// say sends a reply of this layer's own, after go-smtp's.
 func (c *plainConn) say(reply string) error {
+	c.outMu.Lock()
+	c.out = append(c.out, reply...)
+	c.outMu.Unlock()
 	_ = c.rw.SetWriteDeadline(time.Now().Add(replyWriteWait))
-	_, err := c.rw.Write([]byte(reply))
-	return err
+	return c.flush()
 }
 
-// Write sends a reply line of go-smtp's (it writes one line per call),
+// Write takes a reply line of go-smtp's (it writes one line per call),
 // with STARTTLS added to the EHLO capabilities while it is on offer and a
-// plain text in place of a whimsical one.
+// plain text in place of a whimsical one. It is sent at the next flush.
 func (c *plainConn) Write(p []byte) (int, error) {
 	if err := c.implicitHandshake(); err != nil {
 		return 0, err
 	}
 	c.guard.replied(p)
-	out := reworded(p)
+	c.outMu.Lock()
+	c.out = append(c.out, reworded(p)...)
 	if c.replyStart && c.startTLS != nil && c.tlsConn == nil && bytes.HasPrefix(p, []byte("250-")) {
 		// The first line of a multi-line 250: go-smtp's answer to EHLO.
-		out = append(append(make([]byte, 0, len(out)+len(starttlsCapability)), out...), starttlsCapability...)
+		c.out = append(c.out, starttlsCapability...)
 	}
+	c.outMu.Unlock()
 	c.replyStart = len(p) > 3 && p[3] == ' '
-	if _, err := c.rw.Write(out); err != nil {
-		return 0, err
-	}
 	return len(p), nil
+}
+
+// flush sends the replies held, in one write. It runs before every read,
+// so no reply waits for the client; and before a read deadline is set
+// and before closing, where the connection may write a last reply of its
+// own (trackedConn.endLocked) or none at all.
+func (c *plainConn) flush() error {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.rw.Write(c.out)
+	if cap(c.out) > maxKeptOut {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	return err
 }
 
 // rewordings replace go-smtp's reply texts that an operator should not
@@ -314,11 +351,30 @@ func reworded(p []byte) []byte {
 	return p
 }
 
-func (c *plainConn) Close() error                       { return c.tc.Close() }
+// Close sends what go-smtp wrote last (its 221, or a 421) and closes.
+func (c *plainConn) Close() error {
+	_ = c.flush()
+	return c.tc.Close()
+}
+
+func (c *plainConn) SetReadDeadline(t time.Time) error {
+	// The connection may end the session here, with a reply of its own
+	// that must follow go-smtp's.
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return c.tc.SetReadDeadline(t)
+}
+
+func (c *plainConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.tc.SetWriteDeadline(t)
+}
+
 func (c *plainConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
 func (c *plainConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
-func (c *plainConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
-func (c *plainConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
 func (c *plainConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
 
 // isBareSTARTTLS says whether a STARTTLS line has no argument.

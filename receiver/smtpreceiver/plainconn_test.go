@@ -265,3 +265,29 @@ func TestPlainStreamRewrites(t *testing.T) {
 	assert.Equal(t, "RCPT TO:<postmaster@mx.example.org>\r\nNOOP\r\n", read)
 	assert.Equal(t, replyTLSNeedsHello, answered, "STARTTLS never reaches go-smtp")
 }
+
+// Replies to pipelined commands, and the lines of an EHLO reply, leave in
+// one write: a client that sent them at once reads them at once.
+func TestPipelinedRepliesInOneWrite(t *testing.T) {
+	r := startReceiver(t, testConfig(nil), new(consumertest.LogsSink))
+	c := dial(t, r.addr())
+	for _, tt := range []struct {
+		send string
+		want []string
+	}{
+		{"EHLO x\r\n", []string{"250-", "250-PIPELINING", "250 "}},
+		{"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n",
+			[]string{"250 2.1.0 Sender OK", "250 2.1.5 Recipient OK", "250 2.1.5 Recipient OK", "354 "}},
+	} {
+		c.send(tt.send)
+		require.NoError(t, c.conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+		buf := make([]byte, 4096)
+		n, err := c.conn.Read(buf)
+		require.NoError(t, err)
+		got := string(buf[:n])
+		for _, w := range tt.want {
+			assert.Contains(t, "\n"+got, "\n"+w, "after %q, one read: %q", tt.send, got)
+		}
+		assert.True(t, strings.HasSuffix(got, "\r\n"), got)
+	}
+}
