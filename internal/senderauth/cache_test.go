@@ -289,6 +289,23 @@ func TestSPFResultCacheHitRunsNothing(t *testing.T) {
 	ck.Abort()
 }
 
+// TestResultCacheHitsObserved: each reuse is counted, by method.
+func TestResultCacheHitsObserved(t *testing.T) {
+	srv := dnstest.Start(t, cacheTestZone())
+	c := cachedChecker(t, srv.Addr, 100, newFakeClock())
+	var mu sync.Mutex
+	hits := map[string]int{}
+	c.cfg.Observer = &Observer{ResultCacheHit: func(m string) { mu.Lock(); hits[m]++; mu.Unlock() }}
+	for range 3 {
+		cacheCases[0].run(c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits["spf"] != 2 || hits["dmarc"] != 2 || len(hits) != 2 {
+		t.Fatalf("result cache hits %v, want spf 2, dmarc 2", hits)
+	}
+}
+
 // TestResultCacheExpiry: a cached result lives as long as the shortest TTL
 // of the answers it came from (the include's 30 s for SPF, _dmarc's 120 s
 // for DMARC), and a changed record shows once it has expired.

@@ -126,6 +126,7 @@ func (ck *Check) startSPF() {
 	if cache != nil {
 		if res, _, ok := cache.get(key); ok {
 			ck.spf, ck.spfDone = &res, alreadyDone
+			ck.c.cfg.Observer.resultCacheHit("spf")
 			return
 		}
 	}
@@ -233,7 +234,7 @@ func (ck *Check) results() *Results {
 		res.DKIM = &DKIMResults{Result: "none"} // unsigned
 	}
 	if cfg.DMARC {
-		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery, cache: ck.c.discoveries}
+		e := dmarcEvaluator{r: ck.c.r, discovery: cfg.Discovery, cache: ck.c.discoveries, obs: cfg.Observer}
 		res.DMARC = e.evaluate(ctx, hdr.from, res.SPF, res.DKIM)
 		if ck.header.overflow && res.DMARC.Result == "permerror" {
 			res.DMARC.Reason += " (the header was cut at max_header_bytes)"

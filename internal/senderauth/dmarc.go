@@ -259,6 +259,7 @@ type dmarcEvaluator struct {
 	// cache keeps discoveries until the first DNS answer they used
 	// expires; nil when off.
 	cache *lruCache[discoveryKey, discovery]
+	obs   *Observer
 }
 
 // discoveryKey: what a discovery depends on besides DNS.
@@ -281,6 +282,7 @@ func (e dmarcEvaluator) cached(ctx context.Context, method, domain string, run f
 	}
 	key := discoveryKey{method, domain}
 	if d, _, ok := e.cache.get(key); ok {
+		e.obs.resultCacheHit("dmarc")
 		return d, nil
 	}
 	tctx, exp := trackExpiry(ctx)

@@ -99,8 +99,11 @@ type DMARCResult struct {
 type Observer struct {
 	DNSQuery func(qtype, outcome string)
 	CacheHit func(qtype string)
-	Result   func(method, result string)
-	Duration func(d time.Duration)
+	// ResultCacheHit counts a result reused from a result cache: "spf"
+	// (an SPF result) or "dmarc" (a DMARC policy discovery).
+	ResultCacheHit func(method string)
+	Result         func(method, result string)
+	Duration       func(d time.Duration)
 	// Limited counts a message that hit a limit: "max_dkim_signatures"
 	// (signatures past it were not verified) or "max_header_bytes" (the
 	// header was cut there for From, DKIM-Signature and
@@ -117,6 +120,12 @@ func (o *Observer) dnsQuery(qtype, outcome string) {
 func (o *Observer) cacheHit(qtype string) {
 	if o != nil && o.CacheHit != nil {
 		o.CacheHit(qtype)
+	}
+}
+
+func (o *Observer) resultCacheHit(method string) {
+	if o != nil && o.ResultCacheHit != nil {
+		o.ResultCacheHit(method)
 	}
 }
 

@@ -187,6 +187,9 @@ func (r *smtpReceiver) senderAuthObserver() *senderauth.Observer {
 		CacheHit: func(qtype string) {
 			t.SMTPSenderAuthCacheHits.Add(bg, 1, sets.get("query_type", qtype).add...)
 		},
+		ResultCacheHit: func(method string) {
+			t.SMTPSenderAuthResultCacheHits.Add(bg, 1, sets.get("method", method).add...)
+		},
 		Result: func(method, result string) {
 			t.SMTPSenderAuthResults.Add(bg, 1, sets.get("method", method, "result", result).add...)
 		},

@@ -127,6 +127,12 @@ func TestSenderAuthSignedAndUnsigned(t *testing.T) {
 		result("spf", "pass", 2), result("spf", "fail", 1), result("dkim", "pass", 2), result("dkim", "none", 1),
 		result("dmarc", "pass", 2), result("dmarc", "fail", 1),
 	}, ignore...)
+	// Reused: the DMARC discovery of example.org by the second and third
+	// message, the SPF result by the third.
+	hits := func(method string, n int64) metricdata.DataPoint[int64] {
+		return metricdata.DataPoint[int64]{Attributes: attribute.NewSet(receiverAttr(r), attribute.String("method", method)), Value: n}
+	}
+	metadatatest.AssertEqualSMTPSenderAuthResultCacheHits(t, tel, []metricdata.DataPoint[int64]{hits("spf", 1), hits("dmarc", 2)}, ignore...)
 	m, err := tel.GetMetric("otelcol_smtp_sender_auth_cache_hits")
 	require.NoError(t, err)
 	assert.NotEmpty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "the DKIM key of the third message came from the DNS cache")

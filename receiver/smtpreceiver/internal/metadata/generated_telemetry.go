@@ -23,31 +23,32 @@ func Tracer(settings component.TelemetrySettings) trace.Tracer {
 // TelemetryBuilder provides an interface for components to report telemetry
 // as defined in metadata and user config.
 type TelemetryBuilder struct {
-	meter                    metric.Meter
-	mu                       sync.Mutex
-	registrations            []metric.Registration
-	SMTPAuthAttempts         metric.Int64Counter
-	SMTPConnectionsRejected  metric.Int64Counter
-	SMTPConsumeDuration      metric.Float64Histogram
-	SMTPMessageByteRate      metric.Float64Gauge
-	SMTPMessageBytesReceived metric.Int64Counter
-	SMTPMessageRate          metric.Float64Gauge
-	SMTPMessagesAccepted     metric.Int64Counter
-	SMTPMessagesParseErrors  metric.Int64Counter
-	SMTPMessagesRejected     metric.Int64Counter
-	SMTPRecipientsAccepted   metric.Int64Counter
-	SMTPRecipientsRejected   metric.Int64Counter
-	SMTPReportLimitHits      metric.Int64Counter
-	SMTPReportRecords        metric.Int64Counter
-	SMTPReportsRead          metric.Int64Counter
-	SMTPSenderAuthCacheHits  metric.Int64Counter
-	SMTPSenderAuthDNSQueries metric.Int64Counter
-	SMTPSenderAuthDuration   metric.Float64Histogram
-	SMTPSenderAuthLimited    metric.Int64Counter
-	SMTPSenderAuthResults    metric.Int64Counter
-	SMTPSessionsActive       metric.Int64UpDownCounter
-	SMTPSessionsOpened       metric.Int64Counter
-	SMTPTLSHandshakes        metric.Int64Counter
+	meter                         metric.Meter
+	mu                            sync.Mutex
+	registrations                 []metric.Registration
+	SMTPAuthAttempts              metric.Int64Counter
+	SMTPConnectionsRejected       metric.Int64Counter
+	SMTPConsumeDuration           metric.Float64Histogram
+	SMTPMessageByteRate           metric.Float64Gauge
+	SMTPMessageBytesReceived      metric.Int64Counter
+	SMTPMessageRate               metric.Float64Gauge
+	SMTPMessagesAccepted          metric.Int64Counter
+	SMTPMessagesParseErrors       metric.Int64Counter
+	SMTPMessagesRejected          metric.Int64Counter
+	SMTPRecipientsAccepted        metric.Int64Counter
+	SMTPRecipientsRejected        metric.Int64Counter
+	SMTPReportLimitHits           metric.Int64Counter
+	SMTPReportRecords             metric.Int64Counter
+	SMTPReportsRead               metric.Int64Counter
+	SMTPSenderAuthCacheHits       metric.Int64Counter
+	SMTPSenderAuthDNSQueries      metric.Int64Counter
+	SMTPSenderAuthDuration        metric.Float64Histogram
+	SMTPSenderAuthLimited         metric.Int64Counter
+	SMTPSenderAuthResultCacheHits metric.Int64Counter
+	SMTPSenderAuthResults         metric.Int64Counter
+	SMTPSessionsActive            metric.Int64UpDownCounter
+	SMTPSessionsOpened            metric.Int64Counter
+	SMTPTLSHandshakes             metric.Int64Counter
 }
 
 // TelemetryBuilderOption applies changes to default builder.
@@ -187,6 +188,12 @@ func NewTelemetryBuilder(settings component.TelemetrySettings, options ...Teleme
 		"otelcol_smtp_sender_auth_limited",
 		metric.WithDescription("Messages whose sender authentication hit a limit, by limit (max_dkim_signatures, max_header_bytes). [Alpha]"),
 		metric.WithUnit("{message}"),
+	)
+	errs = errors.Join(errs, err)
+	builder.SMTPSenderAuthResultCacheHits, err = builder.meter.Int64Counter(
+		"otelcol_smtp_sender_auth_result_cache_hits",
+		metric.WithDescription("Sender authentication results reused from the receiver's result caches, by method (spf for SPF results, dmarc for DMARC policy discoveries); each saves the DNS lookups and the evaluation behind it. [Alpha]"),
+		metric.WithUnit("{result}"),
 	)
 	errs = errors.Join(errs, err)
 	builder.SMTPSenderAuthResults, err = builder.meter.Int64Counter(

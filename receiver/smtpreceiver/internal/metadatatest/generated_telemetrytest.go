@@ -303,6 +303,22 @@ func AssertEqualSMTPSenderAuthLimited(t *testing.T, tt *componenttest.Telemetry,
 	metricdatatest.AssertEqual(t, want, got, opts...)
 }
 
+func AssertEqualSMTPSenderAuthResultCacheHits(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
+	want := metricdata.Metrics{
+		Name:        "otelcol_smtp_sender_auth_result_cache_hits",
+		Description: "Sender authentication results reused from the receiver's result caches, by method (spf for SPF results, dmarc for DMARC policy discoveries); each saves the DNS lookups and the evaluation behind it. [Alpha]",
+		Unit:        "{result}",
+		Data: metricdata.Sum[int64]{
+			Temporality: metricdata.CumulativeTemporality,
+			IsMonotonic: true,
+			DataPoints:  dps,
+		},
+	}
+	got, err := tt.GetMetric("otelcol_smtp_sender_auth_result_cache_hits")
+	require.NoError(t, err)
+	metricdatatest.AssertEqual(t, want, got, opts...)
+}
+
 func AssertEqualSMTPSenderAuthResults(t *testing.T, tt *componenttest.Telemetry, dps []metricdata.DataPoint[int64], opts ...metricdatatest.Option) {
 	want := metricdata.Metrics{
 		Name:        "otelcol_smtp_sender_auth_results",

@@ -37,6 +37,7 @@ func TestSetupTelemetry(t *testing.T) {
 	tb.SMTPSenderAuthDNSQueries.Add(context.Background(), 1)
 	tb.SMTPSenderAuthDuration.Record(context.Background(), 1)
 	tb.SMTPSenderAuthLimited.Add(context.Background(), 1)
+	tb.SMTPSenderAuthResultCacheHits.Add(context.Background(), 1)
 	tb.SMTPSenderAuthResults.Add(context.Background(), 1)
 	tb.SMTPSessionsActive.Add(context.Background(), 1)
 	tb.SMTPSessionsOpened.Add(context.Background(), 1)
@@ -93,6 +94,9 @@ func TestSetupTelemetry(t *testing.T) {
 		[]metricdata.HistogramDataPoint[float64]{{}}, metricdatatest.IgnoreValue(),
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSenderAuthLimited(t, testTel,
+		[]metricdata.DataPoint[int64]{{Value: 1}},
+		metricdatatest.IgnoreTimestamp())
+	AssertEqualSMTPSenderAuthResultCacheHits(t, testTel,
 		[]metricdata.DataPoint[int64]{{Value: 1}},
 		metricdatatest.IgnoreTimestamp())
 	AssertEqualSMTPSenderAuthResults(t, testTel,
