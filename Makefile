@@ -169,6 +169,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzProxyHeader$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzPlainConnSplit$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
+	$(GO) test -run '^$$' -fuzz '^FuzzBodyReader$$' -fuzztime $(FUZZTIME) ./receiver/smtpreceiver/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanFields$$' -fuzztime $(FUZZTIME) ./internal/senderauth/
 	$(GO) test -run '^$$' -fuzz '^FuzzFormatResults$$' -fuzztime $(FUZZTIME) ./internal/senderauth/

@@ -162,6 +162,13 @@ func (g *lineGuard) replied(p []byte) {
 	}
 }
 
+// bodyRead is called when a bodyReader has read a DATA body past the
+// guard: the message gets a reply of its own, and commands follow.
+func (g *lineGuard) bodyRead() {
+	g.lines++
+	g.toCommand()
+}
+
 // commandRead is called when go-smtp starts reading a command line.
 func (g *lineGuard) commandRead() {
 	if g.onCommandRead != nil {

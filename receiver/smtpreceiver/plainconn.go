@@ -72,6 +72,15 @@ type plainConn struct {
 	// replyStart: the next write starts a reply (the last one ended one).
 	replyStart bool
 
+	// bufs are the receiver's read buffers, for bodyReader (nil in tests
+	// without a receiver: go-smtp then reads bodies itself).
+	bufs *readBuffers
+	// bodyReady is set when go-smtp has answered DATA with 354: the session
+	// may take the body (takeBody); body is the bodyReader it took, until
+	// go-smtp has read the end marker plainConn gives it instead.
+	bodyReady atomic.Bool
+	body      *bodyReader
+
 	// out holds replies until go-smtp reads, closes or sets a read
 	// deadline (flush). Close may come from another goroutine.
 	outMu sync.Mutex
@@ -90,13 +99,16 @@ const (
 	replyTLSInTransaction = "503 5.5.1 STARTTLS not allowed during a mail transaction\r\n"
 	replyTLSSyntax        = "501 5.5.4 STARTTLS takes no parameters\r\n"
 	starttlsCapability    = "250-STARTTLS\r\n"
+	// endOfEmptyBody is what go-smtp's DATA reader gets when the session
+	// has read the body through a bodyReader.
+	endOfEmptyBody = ".\r\n"
 )
 
 // newPlainConn puts the plain-text layer over an admitted connection.
 // implicit is the TLS configuration of an implicit-TLS port, startTLS that
 // of STARTTLS; at most one is set.
 func newPlainConn(tc *trackedConn, implicit, startTLS *tls.Config, domain string) *plainConn {
-	c := &plainConn{tc: tc, guard: tc.guard, startTLS: startTLS, postmaster: "@" + domain, rw: tc, replyStart: true}
+	c := &plainConn{tc: tc, guard: tc.guard, startTLS: startTLS, postmaster: "@" + domain, rw: tc, replyStart: true, bufs: tc.w.r.readBuffers}
 	if implicit != nil {
 		c.tlsConn = tls.Server(tc, implicit)
 		c.rw = c.tlsConn
@@ -147,6 +159,17 @@ func (c *plainConn) Read(p []byte) (int, error) {
 	}
 	if err := c.flush(); err != nil {
 		return 0, err
+	}
+	// go-smtp reads a DATA body itself unless the session took it.
+	c.bodyReady.Store(false)
+	if b := c.body; b != nil {
+		// The session has read the body, or as much as it wanted: the
+		// rest goes, and go-smtp's DATA reader gets an empty body.
+		c.body = nil
+		if err := b.finish(); err != nil {
+			return 0, err
+		}
+		return copy(p, endOfEmptyBody), nil
 	}
 	for {
 		if c.tlsDue {
@@ -302,6 +325,9 @@ func (c *plainConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	c.guard.replied(p)
+	if bytes.HasPrefix(p, []byte("354 ")) {
+		c.bodyReady.Store(true)
+	}
 	c.outMu.Lock()
 	c.out = append(c.out, reworded(p)...)
 	if c.replyStart && c.startTLS != nil && c.tlsConn == nil && bytes.HasPrefix(p, []byte("250-")) {

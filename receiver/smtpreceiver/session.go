@@ -212,6 +212,11 @@ func (s *session) Data(r io.Reader) error {
 	sl.Scope().SetName(metadata.ScopeName)
 	sl.Scope().SetVersion(s.r.set.BuildInfo.Version)
 
+	if s.plain != nil {
+		if body := s.plain.takeBody(); body != nil {
+			r = body // a run at a time, not go-smtp's byte at a time
+		}
+	}
 	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
 	var msg io.Reader = &s.limit
 	var spool *reportSpool
