@@ -249,6 +249,9 @@ type trackedConn struct {
 	commandWait bool
 	// ended is set once a last reply is written and the connection closed.
 	ended bool
+	// flushReplies sends the replies of go-smtp's that plainConn holds;
+	// a last reply of this connection's own follows them.
+	flushReplies func()
 
 	closeAfter atomic.Bool
 	closeOnce  sync.Once
@@ -501,6 +504,9 @@ func (c *trackedConn) endLocked(reply string) {
 	}
 	c.ended = true
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(replyWriteWait))
+	if c.flushReplies != nil {
+		c.flushReplies()
+	}
 	_, _ = io.WriteString(c.replyConn, reply)
 	_ = c.Close()
 }

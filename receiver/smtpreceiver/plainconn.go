@@ -102,6 +102,7 @@ func newPlainConn(tc *trackedConn, implicit, startTLS *tls.Config, domain string
 		c.rw = c.tlsConn
 	}
 	c.guard.watchTLS = implicit != nil || startTLS != nil
+	tc.flushReplies = func() { _ = c.flush() }
 	c.guard.onHello = func() { c.needHello.Store(false) }
 	return c
 }
@@ -313,9 +314,10 @@ func (c *plainConn) Write(p []byte) (int, error) {
 }
 
 // flush sends the replies held, in one write. It runs before every read,
-// so no reply waits for the client; and before a read deadline is set
-// and before closing, where the connection may write a last reply of its
-// own (trackedConn.endLocked) or none at all.
+// so no reply waits for the client; before closing; and before the
+// connection writes a last reply of its own (trackedConn.endLocked, for
+// example as go-smtp sets its read deadline while the receiver shuts
+// down).
 func (c *plainConn) flush() error {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
@@ -357,24 +359,10 @@ func (c *plainConn) Close() error {
 	return c.tc.Close()
 }
 
-func (c *plainConn) SetReadDeadline(t time.Time) error {
-	// The connection may end the session here, with a reply of its own
-	// that must follow go-smtp's.
-	if err := c.flush(); err != nil {
-		return err
-	}
-	return c.tc.SetReadDeadline(t)
-}
-
-func (c *plainConn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.tc.SetWriteDeadline(t)
-}
-
 func (c *plainConn) LocalAddr() net.Addr                { return c.tc.LocalAddr() }
 func (c *plainConn) RemoteAddr() net.Addr               { return c.tc.RemoteAddr() }
+func (c *plainConn) SetDeadline(t time.Time) error      { return c.tc.SetDeadline(t) }
+func (c *plainConn) SetReadDeadline(t time.Time) error  { return c.tc.SetReadDeadline(t) }
 func (c *plainConn) SetWriteDeadline(t time.Time) error { return c.tc.SetWriteDeadline(t) }
 
 // isBareSTARTTLS says whether a STARTTLS line has no argument.
