@@ -77,9 +77,19 @@ func parsePolicyRecord(domain, txt string) *policyRecord {
 // parsing them again (go-msgauth validates the tags with regular
 // expressions) was the larger part of DMARC's cost. Records are never
 // changed after parsing, so one is shared by all checks.
+// Only records of a sane size are kept (maxMemoPolicy): a zone may serve
+// TXT strings of tens of kilobytes, and 4096 of those would hold hundreds
+// of megabytes.
 var parsedPolicies = &memo[[2]string, *policyRecord]{max: 4096}
 
+// maxMemoPolicy bounds the domain and record kept by parsedPolicies; real
+// DMARC records are a few hundred bytes.
+const maxMemoPolicy = 1024
+
 func parsePolicyCached(domain, txt string) *policyRecord {
+	if len(domain)+len(txt) > maxMemoPolicy {
+		return parsePolicyRecord(domain, txt)
+	}
 	return parsedPolicies.get([2]string{domain, txt}, func() *policyRecord { return parsePolicyRecord(domain, txt) })
 }
 

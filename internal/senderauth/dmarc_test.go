@@ -244,3 +244,23 @@ func TestAuthorDomainMemo(t *testing.T) {
 		t.Error("a From value longer than maxMemoFrom was kept")
 	}
 }
+
+// TestPolicyCacheKeepsOnlySmallRecords: a huge TXT string is parsed, but
+// never kept in the process-wide memo.
+func TestPolicyCacheKeepsOnlySmallRecords(t *testing.T) {
+	huge := "v=DMARC1; p=quarantine; rua=mailto:" + strings.Repeat("a", 60<<10) + "@example.org"
+	rec := parsePolicyCached("big.example.org", huge)
+	if rec == nil || rec.p != "quarantine" {
+		t.Fatalf("parsed %+v", rec)
+	}
+	parsedPolicies.mu.Lock()
+	_, kept := parsedPolicies.m[[2]string{"big.example.org", huge}]
+	parsedPolicies.mu.Unlock()
+	if kept {
+		t.Errorf("a %d-byte record was kept in the memo", len(huge))
+	}
+	small := parsePolicyCached("small.example.org", "v=DMARC1; p=reject")
+	if again := parsePolicyCached("small.example.org", "v=DMARC1; p=reject"); again != small {
+		t.Errorf("a small record was not kept")
+	}
+}
