@@ -84,12 +84,18 @@ type plainConn struct {
 	// out holds replies until go-smtp reads, closes or sets a read
 	// deadline (flush). Close may come from another goroutine.
 	outMu sync.Mutex
-	out   []byte
+	out   *[]byte // nil when nothing is held
 }
 
-// maxKeptOut is the largest reply buffer a connection keeps between
-// commands; an EHLO reply is about 200 bytes.
-const maxKeptOut = 1 << 10
+// replyBuffers hold replies between go-smtp's writes and the flush; a
+// connection waiting for its next command holds none.
+var replyBuffers = sync.Pool{New: func() any {
+	b := make([]byte, 0, 512) // an EHLO reply is about 250 bytes
+	return &b
+}}
+
+// maxPooledOut is the largest reply buffer given back to the pool.
+const maxPooledOut = 4 << 10
 
 // Replies plainConn writes itself (go-smtp never saw their commands).
 const (
@@ -310,9 +316,7 @@ func (c *plainConn) refuseSTARTTLS() string {
 
 // say sends a reply of this layer's own, after go-smtp's.
 func (c *plainConn) say(reply string) error {
-	c.outMu.Lock()
-	c.out = append(c.out, reply...)
-	c.outMu.Unlock()
+	c.hold([]byte(reply))
 	_ = c.rw.SetWriteDeadline(time.Now().Add(replyWriteWait))
 	return c.flush()
 }
@@ -328,15 +332,23 @@ func (c *plainConn) Write(p []byte) (int, error) {
 	if bytes.HasPrefix(p, []byte("354 ")) {
 		c.bodyReady.Store(true)
 	}
-	c.outMu.Lock()
-	c.out = append(c.out, reworded(p)...)
+	c.hold(reworded(p))
 	if c.replyStart && c.startTLS != nil && c.tlsConn == nil && bytes.HasPrefix(p, []byte("250-")) {
 		// The first line of a multi-line 250: go-smtp's answer to EHLO.
-		c.out = append(c.out, starttlsCapability...)
+		c.hold([]byte(starttlsCapability))
 	}
-	c.outMu.Unlock()
 	c.replyStart = len(p) > 3 && p[3] == ' '
 	return len(p), nil
+}
+
+// hold adds reply bytes to what the next flush sends.
+func (c *plainConn) hold(p []byte) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.out == nil {
+		c.out = replyBuffers.Get().(*[]byte)
+	}
+	*c.out = append(*c.out, p...)
 }
 
 // flush sends the replies held, in one write. It runs before every read,
@@ -347,15 +359,15 @@ func (c *plainConn) Write(p []byte) (int, error) {
 func (c *plainConn) flush() error {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if len(c.out) == 0 {
+	if c.out == nil {
 		return nil
 	}
-	_, err := c.rw.Write(c.out)
-	if cap(c.out) > maxKeptOut {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
+	_, err := c.rw.Write(*c.out)
+	if cap(*c.out) <= maxPooledOut {
+		*c.out = (*c.out)[:0]
+		replyBuffers.Put(c.out)
 	}
+	c.out = nil
 	return err
 }
 
