@@ -81,8 +81,9 @@ type plainConn struct {
 	bodyReady atomic.Bool
 	body      *bodyReader
 
-	// out holds replies until go-smtp reads, closes or sets a read
-	// deadline (flush). Close may come from another goroutine.
+	// out holds replies until go-smtp reads or closes, or the connection
+	// ends the session itself (flush). Close may come from another
+	// goroutine.
 	outMu sync.Mutex
 	out   *[]byte // nil when nothing is held
 }
@@ -281,9 +282,13 @@ func (c *plainConn) answerSTARTTLS() error {
 		return err
 	}
 	tconn := tls.Server(c.tc, c.startTLS)
-	// The read deadline go-smtp set for this command bounds the handshake;
-	// a failed one is counted and logged by the handshake's accounting
-	// (tls.go) as the connection closes.
+	// The handshake gets the idle timeout of its own (the deadline go-smtp
+	// set ran from when it began to wait for the command). A failed one is
+	// counted and logged by the handshake's accounting (tls.go) as the
+	// connection closes.
+	if err := c.tc.SetReadDeadline(time.Now().Add(c.tc.idle)); err != nil {
+		return err
+	}
 	if err := tconn.Handshake(); err != nil {
 		_ = c.tc.Close()
 		return net.ErrClosed
