@@ -96,6 +96,10 @@ const (
 	// stopPartial: the next line is incomplete and may still become one
 	// of those two.
 	stopPartial
+	// stopLongLine: the next command line is over max_line_length. The
+	// lines before it go to go-smtp first, so that their replies reach the
+	// client before the 500 that refuses it.
+	stopLongLine
 )
 
 // feed follows bytes about to be handed to go-smtp. It returns how many of
@@ -107,6 +111,9 @@ func (g *lineGuard) feed(p []byte) (int, lineStop) {
 		if g.mode == modeCommand && g.line == 0 {
 			if stop := g.watch(p[done:]); stop != stopNone {
 				return done, stop
+			}
+			if done > 0 && g.tooLong(p[done:]) {
+				return done, stopLongLine
 			}
 		}
 		wasCommand := g.mode == modeCommand
@@ -148,6 +155,16 @@ func (g *lineGuard) watch(p []byte) lineStop {
 		return stopPartial
 	}
 	return stopNone
+}
+
+// tooLong says whether the command line starting p is over the limit
+// already.
+func (g *lineGuard) tooLong(p []byte) bool {
+	n := bytes.IndexByte(p, '\n') + 1
+	if n == 0 {
+		n = len(p)
+	}
+	return n > g.maxLine
 }
 
 // replied follows a reply line go-smtp writes (one line per write).

@@ -208,7 +208,7 @@ func (c *plainConn) Read(p []byte) (int, error) {
 // keepBack keeps what follows the point where feed stopped.
 func (c *plainConn) keepBack(rest []byte, stop lineStop, err error) {
 	switch stop {
-	case stopAfterData:
+	case stopAfterData, stopLongLine:
 		c.keep(err, false, rest)
 	case stopPartial:
 		if err != nil {
@@ -343,6 +343,12 @@ func (c *plainConn) Write(p []byte) (int, error) {
 		c.hold([]byte(starttlsCapability))
 	}
 	c.replyStart = len(p) > 3 && p[3] == ' '
+	if c.replyStart && c.tc != nil && c.tc.closeAfter.Load() {
+		// The session ends with this reply (closeAfterReply): it goes now
+		// and the connection closes behind it, so no reply to a command
+		// go-smtp had already read follows it.
+		return len(p), c.flush()
+	}
 	return len(p), nil
 }
 
