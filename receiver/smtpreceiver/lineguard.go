@@ -31,7 +31,8 @@ type lineGuard struct {
 	// watchTLS makes feed stop at STARTTLS lines (TLS is configured).
 	watchTLS bool
 	// unwatched: the current line goes to go-smtp as it is (its end is
-	// not coming, see plainConn.keepBack).
+	// not coming, see plainConn.keepBack; or it answers an AUTH
+	// challenge).
 	unwatched bool
 	// onDataStart runs when go-smtp has answered DATA with 354 and is about
 	// to read the body; onCommandRead when it starts reading a command line
@@ -171,6 +172,11 @@ func (g *lineGuard) tooLong(p []byte) bool {
 func (g *lineGuard) replied(p []byte) {
 	if !replyShaped(p) {
 		return
+	}
+	if bytes.HasPrefix(p, []byte("334 ")) {
+		// An AUTH challenge: the next line is the client's SASL response,
+		// which may be any base64, "STARTTLS…" included; not a command.
+		g.unwatched = true
 	}
 	if g.recordReply(p) && g.onDataStart != nil {
 		// go-smtp reads the message size limit right after its 354 and

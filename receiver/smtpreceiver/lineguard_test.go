@@ -36,12 +36,17 @@ var transports = []transport{
 // connected client past EHLO.
 func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consumertest.LogsSink) {
 	t.Helper()
+	r, clientTLS, sink := tr.receiver(t, mod)
+	return tr.connect(t, r, clientTLS), sink
+}
+
+// receiver runs a receiver for the transport (no AUTH); clientTLS is what
+// its clients use, nil for plain text.
+func (tr transport) receiver(t *testing.T, mod func(*Config)) (*smtpReceiver, *tls.Config, *consumertest.LogsSink) {
+	t.Helper()
 	sink := new(consumertest.LogsSink)
 	if tr.tlsVersion == 0 {
-		r := startReceiver(t, testConfig(mod), sink)
-		c := dial(t, r.addr())
-		c.expect("EHLO client.example.com", "250")
-		return c, sink
+		return startReceiver(t, testConfig(mod), sink), nil, sink
 	}
 	cfg, clientTLS := secureConfig(t, func(c *Config) {
 		c.Username, c.Password = "", ""
@@ -54,7 +59,12 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 	if tr.cipher != 0 {
 		clientTLS.CipherSuites = []uint16{tr.cipher}
 	}
-	r := startReceiver(t, cfg, sink)
+	return startReceiver(t, cfg, sink), clientTLS, sink
+}
+
+// connect opens a session with r over the transport, past EHLO.
+func (tr transport) connect(t *testing.T, r *smtpReceiver, clientTLS *tls.Config) *rawClient {
+	t.Helper()
 	if tr.implicit {
 		conn, err := tls.Dial("tcp", r.addr(), clientTLS)
 		require.NoError(t, err)
@@ -62,16 +72,19 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 		c := &rawClient{t: t, conn: conn, rd: bufio.NewReader(conn)}
 		require.True(t, strings.HasPrefix(c.reply(), "220 "))
 		c.expect("EHLO client.example.com", "250")
-		return c, sink
+		return c
 	}
 	c := dial(t, r.addr())
 	c.expect("EHLO client.example.com", "250")
+	if tr.tlsVersion == 0 {
+		return c
+	}
 	require.NoError(t, c.startTLS(clientTLS))
 	if tr.cipher != 0 {
 		require.Equal(t, tr.cipher, c.conn.(*tls.Conn).ConnectionState().CipherSuite)
 	}
 	c.expect("EHLO client.example.com", "250")
-	return c, sink
+	return c
 }
 
 // Issue 10.1: a line inside DATA or BDAT is limited only by
