@@ -43,8 +43,11 @@ type lineGuard struct {
 	// connection.
 	onTooLong func()
 
-	mode    guardMode
-	line    int    // bytes of the current command line so far
+	mode guardMode
+	line int // bytes of the current command line so far
+	// added is how many bytes of the current line plainConn added (a
+	// postmaster's domain); they do not count against the limit.
+	added   int
 	head    []byte // its first bytes, to recognise DATA and BDAT
 	chunk   uint64 // BDAT bytes still to come
 	dot     dotState
@@ -165,7 +168,7 @@ func (g *lineGuard) tooLong(p []byte) bool {
 	if n == 0 {
 		n = len(p)
 	}
-	return n > g.maxLine
+	return n > g.maxLine+g.added
 }
 
 // replied follows a reply line go-smtp writes (one line per write).
@@ -240,7 +243,7 @@ func (g *lineGuard) resume(m guardMode) {
 }
 
 func (g *lineGuard) toCommand() {
-	g.mode, g.line, g.head, g.pending, g.unwatched = modeCommand, 0, g.head[:0], nil, false
+	g.mode, g.line, g.head, g.pending, g.unwatched, g.added = modeCommand, 0, g.head[:0], nil, false, 0
 }
 
 // read follows bytes go-smtp reads, whatever they are.
@@ -288,7 +291,7 @@ func (g *lineGuard) commandBytes(p []byte) []byte {
 	if room := headBytes - len(g.head); room > 0 {
 		g.head = append(g.head, p[:min(n, room)]...)
 	}
-	if g.line > g.maxLine {
+	if g.line > g.maxLine+g.added {
 		g.failed = true
 		return nil
 	}
@@ -305,7 +308,7 @@ func (g *lineGuard) commandBytes(p []byte) []byte {
 // refused), taking too many would leave command lines unlimited.
 func (g *lineGuard) commandDone() {
 	g.lines++
-	g.unwatched = false
+	g.unwatched, g.added = false, 0
 	if g.onHello != nil && helloVerb(g.head) {
 		g.onHello()
 	}

@@ -225,6 +225,7 @@ func (c *plainConn) keepBack(rest []byte, stop lineStop, err error) {
 	case stopPostmaster:
 		gt, _ := postmasterRecipient(rest)
 		c.keep(err, false, rest[:gt], []byte(c.postmaster), rest[gt:])
+		c.guard.added = len(c.postmaster)
 	}
 }
 

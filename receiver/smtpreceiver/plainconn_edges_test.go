@@ -400,3 +400,40 @@ func TestFeedAroundLongLinesAndChallenges(t *testing.T) {
 	assert.Equal(t, 10, k, "the SASL response goes to go-smtp, the command after it does not")
 	assert.Equal(t, stopStartTLS, stop)
 }
+
+// A transfer below min_data_rate ends with one 421 and the close over
+// every transport, in DATA and between BDAT bytes alike.
+func TestSlowTransferOverEveryTransport(t *testing.T) {
+	for _, tr := range edgeTransports[1:] { // plain text: TestSlowDataIsClosed
+		for _, mode := range []string{"DATA", "BDAT"} {
+			t.Run(tr.name+"/"+mode, func(t *testing.T) {
+				c, sink := tr.start(t, func(c *Config) { c.Timeout = 1; c.MinDataRate = 256; c.DataTimeout = 600 })
+				c.expect("MAIL FROM:<a@example.com>", "250")
+				c.expect("RCPT TO:<b@example.com>", "250")
+				if mode == "DATA" {
+					c.expect("DATA", "354")
+				} else {
+					c.send("BDAT 100000 LAST\r\n")
+				}
+				sent := trickle(c, 200*time.Millisecond, 50)
+				require.Less(t, sent, 50, "the server let the client trickle")
+				assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", c.reply())
+				assertNothingMore(t, c)
+				assert.Empty(t, records(sink))
+			})
+		}
+	}
+}
+
+// The domain added to a bare <postmaster> does not count against
+// max_line_length: the client's line was within it.
+func TestPostmasterRewriteKeepsTheLineLimit(t *testing.T) {
+	c, _ := transports[0].start(t, func(c *Config) { c.MaxLineLength = 512; c.Domain = "mx.example.org" })
+	c.expect("MAIL FROM:<a@example.com>", "250 ")
+	line := "RCPT TO:<postmaster> ORCPT=rfc822;" + strings.Repeat("x", 400) + "@example.org"
+	line += strings.Repeat(" ", 512-len(line)-2)
+	require.Len(t, line+"\r\n", 512)
+	// go-smtp answers the line itself (it does not implement ORCPT).
+	c.expect(line, "504 5.5.4 ORCPT is not implemented")
+	c.expect("NOOP", "250 ")
+}
