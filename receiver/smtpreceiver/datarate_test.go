@@ -43,6 +43,24 @@ func trickle(c *rawClient, interval time.Duration, max int) int {
 	return sent
 }
 
+// trickleTransfer starts a transfer (DATA or BDAT) and sends its bytes
+// far below min_data_rate 256 (one every 200 ms, within a 1 s idle
+// timeout): it requires the one 421 and the close.
+func trickleTransfer(t *testing.T, c *rawClient, mode string) {
+	t.Helper()
+	c.expect("MAIL FROM:<a@example.com>", "250")
+	c.expect("RCPT TO:<b@example.com>", "250")
+	if mode == "DATA" {
+		c.expect("DATA", "354")
+	} else {
+		c.send("BDAT 100000 LAST\r\n")
+	}
+	sent := trickle(c, 200*time.Millisecond, 50)
+	require.Less(t, sent, 50, "the server let the client trickle for %v", 50*200*time.Millisecond)
+	assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", c.reply())
+	assertNothingMore(t, c)
+}
+
 // Issue 10.9: a transfer below min_data_rate over a timeout window gets
 // 421 4.4.2 and is closed long before data_timeout, and is counted.
 func TestSlowDataIsClosed(t *testing.T) {
@@ -56,20 +74,7 @@ func TestSlowDataIsClosed(t *testing.T) {
 			}), sink)
 			c := dial(t, r.addr())
 			c.expect("EHLO x", "250")
-			c.expect("MAIL FROM:<a@example.com>", "250")
-			c.expect("RCPT TO:<b@example.com>", "250")
-			if mode == "DATA" {
-				c.expect("DATA", "354")
-			} else {
-				c.send("BDAT 100000 LAST\r\n")
-			}
-			// One byte every 200 ms stays within the idle timeout but is
-			// far below 256 bytes per second.
-			sent := trickle(c, 200*time.Millisecond, 50)
-			require.Less(t, sent, 50, "the server let the client trickle for %v", 50*200*time.Millisecond)
-			got := c.reply()
-			assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", got)
-			assertNothingMore(t, c)
+			trickleTransfer(t, c, mode)
 			assert.Empty(t, records(sink))
 			require.Eventually(t, func() bool {
 				return sumWith(tel, "otelcol_smtp_messages_rejected", attribute.String("reason", "too_slow")) == 1

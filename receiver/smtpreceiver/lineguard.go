@@ -43,16 +43,16 @@ type lineGuard struct {
 	// connection.
 	onTooLong func()
 
-	mode guardMode
-	line int // bytes of the current command line so far
-	// added is how many bytes of the current line plainConn added (a
-	// postmaster's domain); they do not count against the limit.
-	added   int
+	mode    guardMode
+	line    int    // bytes of the current command line so far
 	head    []byte // its first bytes, to recognise DATA and BDAT
 	chunk   uint64 // BDAT bytes still to come
 	dot     dotState
 	pending []byte // bytes after a DATA line, before go-smtp's answer
 	failed  bool
+	// added is how many bytes of the current line plainConn added (a
+	// postmaster's domain); they do not count against the limit.
+	added int
 	// lines counts command lines (and DATA bodies) go-smtp has to answer,
 	// replies its final replies ("NNN text", the greeting being reply 0);
 	// dataLine is the number of the DATA line whose answer is awaited.

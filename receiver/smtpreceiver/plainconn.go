@@ -26,7 +26,8 @@ import (
 //   - go-smtp's whimsical reply texts are replaced by plain ones.
 //   - Replies are sent when go-smtp is about to read (or close), so the
 //     lines of an EHLO reply and the replies to pipelined commands leave in
-//     one write (go-smtp writes every line on its own).
+//     one write (go-smtp writes every line on its own). A reply that ends
+//     the session (closeAfterReply) leaves at once, and is the last.
 //
 // go-smtp's own STARTTLS cannot be used for this: it wraps the connection
 // it was given in a tls.Conn and reads through that, so no layer below it

@@ -408,17 +408,7 @@ func TestSlowTransferOverEveryTransport(t *testing.T) {
 		for _, mode := range []string{"DATA", "BDAT"} {
 			t.Run(tr.name+"/"+mode, func(t *testing.T) {
 				c, sink := tr.start(t, func(c *Config) { c.Timeout = 1; c.MinDataRate = 256; c.DataTimeout = 600 })
-				c.expect("MAIL FROM:<a@example.com>", "250")
-				c.expect("RCPT TO:<b@example.com>", "250")
-				if mode == "DATA" {
-					c.expect("DATA", "354")
-				} else {
-					c.send("BDAT 100000 LAST\r\n")
-				}
-				sent := trickle(c, 200*time.Millisecond, 50)
-				require.Less(t, sent, 50, "the server let the client trickle")
-				assert.Equal(t, "421 4.4.2 Message transfer too slow (below min_data_rate), closing connection", c.reply())
-				assertNothingMore(t, c)
+				trickleTransfer(t, c, mode)
 				assert.Empty(t, records(sink))
 			})
 		}
@@ -436,4 +426,25 @@ func TestPostmasterRewriteKeepsTheLineLimit(t *testing.T) {
 	// go-smtp answers the line itself (it does not implement ORCPT).
 	c.expect(line, "504 5.5.4 ORCPT is not implemented")
 	c.expect("NOOP", "250 ")
+}
+
+// A whole transaction in one write, the body sent before the 354 (a
+// client that does not wait, against RFC 2920 3.1): the body is kept
+// back until DATA is answered, then read as the message.
+func TestWholeTransactionInOneWrite(t *testing.T) {
+	for _, tr := range edgeTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, sink := tr.start(t, nil)
+			c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" +
+				dotTerminated("Subject: eager\r\n\r\nMAIL FROM:<c@example.com>\r\n..\r\n") + "QUIT\r\n")
+			assert.Equal(t, "250 2.1.0 Sender OK", c.reply())
+			assert.Equal(t, "250 2.1.5 Recipient OK", c.reply())
+			assert.True(t, strings.HasPrefix(c.reply(), "354 "))
+			assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
+			assert.Equal(t, "221 2.0.0 Bye", c.reply())
+			assertNothingMore(t, c)
+			require.Len(t, records(sink), 1)
+			assert.Equal(t, "MAIL FROM:<c@example.com>\n.\n", bodyOf(t, sink, 0))
+		})
+	}
 }
