@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
@@ -45,8 +46,15 @@ func (tr transport) start(t *testing.T, mod func(*Config)) (*rawClient, *consume
 func (tr transport) receiver(t *testing.T, mod func(*Config)) (*smtpReceiver, *tls.Config, *consumertest.LogsSink) {
 	t.Helper()
 	sink := new(consumertest.LogsSink)
+	r, clientTLS := tr.receiverTo(t, mod, sink)
+	return r, clientTLS, sink
+}
+
+// receiverTo is receiver with the messages going to next.
+func (tr transport) receiverTo(t *testing.T, mod func(*Config), next consumer.Logs) (*smtpReceiver, *tls.Config) {
+	t.Helper()
 	if tr.tlsVersion == 0 {
-		return startReceiver(t, testConfig(mod), sink), nil, sink
+		return startReceiver(t, testConfig(mod), next), nil
 	}
 	cfg, clientTLS := secureConfig(t, func(c *Config) {
 		c.Username, c.Password = "", ""
@@ -59,7 +67,7 @@ func (tr transport) receiver(t *testing.T, mod func(*Config)) (*smtpReceiver, *t
 	if tr.cipher != 0 {
 		clientTLS.CipherSuites = []uint16{tr.cipher}
 	}
-	return startReceiver(t, cfg, sink), clientTLS, sink
+	return startReceiver(t, cfg, next), clientTLS
 }
 
 // connect opens a session with r over the transport, past EHLO.

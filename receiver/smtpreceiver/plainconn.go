@@ -336,6 +336,11 @@ func (c *plainConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	c.guard.replied(p)
+	if c.guard.watchTLS && bytes.Equal(p, goSMTPNoTLS) {
+		// go-smtp saw a STARTTLS line: one whose argument was too long
+		// for watch to wait for its end. It is refused as when whole.
+		p = []byte(replyTLSSyntax)
+	}
 	if bytes.HasPrefix(p, []byte("354 ")) {
 		c.bodyReady.Store(true)
 	}
@@ -383,6 +388,10 @@ func (c *plainConn) flush() error {
 	c.out = nil
 	return err
 }
+
+// goSMTPNoTLS is go-smtp's answer to a STARTTLS command (it has no TLS
+// configuration).
+var goSMTPNoTLS = []byte("502 5.5.1 TLS not supported\r\n")
 
 // rewordings replace go-smtp's reply texts that an operator should not
 // have to explain; each is matched at the start of a reply line.

@@ -4,14 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumertest"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
 // edgeTransports are the three ways bytes cross plainConn: plain text,
@@ -447,4 +449,52 @@ func TestWholeTransactionInOneWrite(t *testing.T) {
 			assert.Equal(t, "MAIL FROM:<c@example.com>\n.\n", bodyOf(t, sink, 0))
 		})
 	}
+}
+
+// A pipeline that does not take a message: 451 (retryable) or 554
+// (permanent) over every transport, and the command pipelined behind the
+// body is answered after it.
+func TestPipelineErrorThenPipelinedCommand(t *testing.T) {
+	for _, tr := range edgeTransports {
+		for _, tc := range []struct {
+			err  error
+			want string
+		}{
+			{errors.New("queue full at 192.0.2.1:4317"), "451 4.3.0 Temporary failure in the processing pipeline, try again later"},
+			{consumererror.NewPermanent(errors.New("bad")), "554 5.3.0 Message rejected by the processing pipeline"},
+		} {
+			t.Run(tr.name+"/"+tc.want[:3], func(t *testing.T) {
+				r, clientTLS := tr.receiverTo(t, nil, &errConsumer{err: tc.err})
+				c := tr.connect(t, r, clientTLS)
+				c.openData()
+				c.send(dotTerminated(simpleMessage) + "NOOP\r\n")
+				assert.Equal(t, tc.want, c.reply())
+				assert.Equal(t, "250 2.0.0 OK", c.reply())
+			})
+		}
+	}
+}
+
+// STARTTLS with a long argument is refused the same way whether it
+// arrives in one read or in two (the second case used to reach go-smtp,
+// which has no TLS and said "TLS not supported").
+func TestSTARTTLSWithLongArgumentSplit(t *testing.T) {
+	for _, tr := range edgeTransports[1:] {
+		t.Run(tr.name, func(t *testing.T) {
+			c, _ := tr.start(t, nil)
+			line := "STARTTLS " + strings.Repeat("x", 2*headBytes)
+			c.send(line + "\r\n")
+			assert.Equal(t, "501 5.5.4 STARTTLS takes no parameters", c.reply())
+			c.send(line[:headBytes+10])
+			c.expect(line[headBytes+10:], "501 5.5.4 STARTTLS takes no parameters")
+			c.expect("NOOP", "250 2.0.0 OK")
+		})
+	}
+}
+
+// Without TLS configured STARTTLS is go-smtp's, which has none to offer.
+func TestSTARTTLSWithoutTLS(t *testing.T) {
+	c, _ := transports[0].start(t, nil)
+	c.expect("STARTTLS", "502 5.5.1 TLS not supported")
+	c.expect("NOOP", "250 2.0.0 OK")
 }
