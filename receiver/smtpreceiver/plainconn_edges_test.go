@@ -498,3 +498,25 @@ func TestSTARTTLSWithoutTLS(t *testing.T) {
 	c.expect("STARTTLS", "502 5.5.1 TLS not supported")
 	c.expect("NOOP", "250 2.0.0 OK")
 }
+
+// A BDAT chunk over max_message_bytes is refused (552) and skipped, and
+// the next transaction pipelined right behind it is served: the chunk's
+// bytes are never taken for commands.
+func TestOversizeBDATChunkThenPipelinedTransaction(t *testing.T) {
+	for _, tr := range edgeTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			c, sink := tr.start(t, func(c *Config) { c.MaxMessageBytes = 100 })
+			big := strings.Repeat("RSET\r\n", 40)
+			c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT " + strconv.Itoa(len(big)) + " LAST\r\n" + big +
+				"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT 7 LAST\r\nhello\r\n")
+			assert.Equal(t, "250 2.1.0 Sender OK", c.reply())
+			assert.Equal(t, "250 2.1.5 Recipient OK", c.reply())
+			assert.Equal(t, "552 5.3.4 Max message size exceeded", c.reply())
+			assert.Equal(t, "250 2.1.0 Sender OK", c.reply())
+			assert.Equal(t, "250 2.1.5 Recipient OK", c.reply())
+			assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
+			c.expect("NOOP", "250 2.0.0 OK")
+			require.Len(t, records(sink), 1)
+		})
+	}
+}
