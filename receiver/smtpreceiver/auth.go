@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 	"github.com/tg123/go-htpasswd"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -159,6 +160,25 @@ func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 }
 
 var _ sasl.Server = (*loginServer)(nil)
+
+// errAuthMalformed answers an AUTH exchange the mechanism could not read
+// (bad base64 is answered by go-smtp itself).
+var errAuthMalformed = &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed AUTH response"}
+
+// plainAuthErrors keeps a mechanism's own error texts ("sasl: invalid
+// response") from the client: go-smtp sends the text of any error that is
+// not an SMTPError.
+type plainAuthErrors struct{ sasl.Server }
+
+func (p plainAuthErrors) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := p.Server.Next(response)
+	if err != nil {
+		if _, ok := err.(*smtp.SMTPError); !ok {
+			err = errAuthMalformed
+		}
+	}
+	return challenge, done, err
+}
 
 // authThrottle slows down clients that keep failing to authenticate: each
 // recent failure from an address adds a second before the next answer to

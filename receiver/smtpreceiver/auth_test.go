@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -46,4 +47,19 @@ func TestLoadHtpasswd(t *testing.T) {
 			assert.False(t, h.verify("mallory", "wonderland"), "an unknown user is refused, after a bcrypt comparison")
 		})
 	}
+}
+
+// A mechanism's own error text never reaches the client.
+func TestMalformedAuthResponse(t *testing.T) {
+	cfg, clientTLS := secureConfig(t, nil)
+	r := startReceiver(t, cfg, new(consumertest.LogsSink))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	require.NoError(t, c.startTLS(clientTLS))
+	c.expect("EHLO x", "250")
+	for _, line := range []string{"AUTH PLAIN " + b64("no separators"), "AUTH PLAIN " + b64("a\x00b\x00c\x00d")} {
+		got := c.cmd(line)
+		assert.Equal(t, "501 5.5.2 Malformed AUTH response", got, line)
+	}
+	c.expect("AUTH PLAIN "+plainIR("", "mailuser", "secret"), "235 ")
 }

@@ -32,7 +32,7 @@ type bodyReader struct {
 // takeBody hands the session the body of the DATA command go-smtp has
 // just answered with 354; nil for BDAT, whose chunks go-smtp reads in
 // bulk already.
-func (c *plainConn) takeBody() io.Reader {
+func (c *plainConn) takeBody() *bodyReader {
 	if c.bufs == nil || !c.bodyReady.CompareAndSwap(true, false) {
 		return nil
 	}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 )
 
 // unstuffReference reads a DATA body the slow way, one byte at a time, as
@@ -111,4 +114,26 @@ func FuzzBodyReader(f *testing.F) {
 			t.Fatalf("unended %q: err %v", in, err)
 		}
 	})
+}
+
+// The rest of a body refused as too large is read under the transfer's
+// clock: a client still streaming it, for longer than the idle timeout
+// but steadily, gets the 552, not an idle-timeout 421 (which would make
+// it retry the same message forever).
+func TestOversizeBodyRestIsReadAsATransfer(t *testing.T) {
+	r := startReceiver(t, testConfig(func(c *Config) {
+		c.Timeout = 1
+		c.MaxMessageBytes = 1000
+	}), new(consumertest.LogsSink))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.openData()
+	line := strings.Repeat("x", 248) + "\r\n"
+	for range 10 { // 2500 bytes over about 3 s, 300 ms apart
+		c.send(line)
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.send(".\r\n")
+	assert.Equal(t, "552 5.3.4 Maximum message size exceeded", c.reply())
+	c.expect("NOOP", "250 ")
 }

@@ -518,6 +518,14 @@ func (c *trackedConn) tlsUp(tc *tls.Conn) {
 	c.replyConn = tc
 }
 
+// awaitTLS marks the time between "220 Ready to start TLS" and the
+// handshake: nothing but TLS may be written.
+func (c *trackedConn) awaitTLS() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replyConn = nil
+}
+
 // tlsPending marks a handshake in progress: until it is done, nothing but
 // go-smtp may write.
 func (c *trackedConn) tlsPending(serverName string) {

@@ -280,6 +280,9 @@ func (c *plainConn) answerSTARTTLS() error {
 		return c.say(reply)
 	}
 	c.carry, c.carryErr, c.carryPartial = nil, nil, false
+	// From the 220 on only TLS may cross: a shutdown or a timeout closes
+	// the connection without a plain-text reply the client could not read.
+	c.tc.awaitTLS()
 	if err := c.say(replyReadyForTLS); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package smtpreceiver
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -290,4 +291,27 @@ func TestPipelinedRepliesInOneWrite(t *testing.T) {
 		}
 		assert.True(t, strings.HasSuffix(got, "\r\n"), got)
 	}
+}
+
+// Between "220 Ready to start TLS" and the client's hello only TLS may
+// cross: a shutdown (or timeout) then closes the connection without a
+// plain-text 421 in the middle of the handshake.
+func TestShutdownWhileAwaitingTLSHello(t *testing.T) {
+	cfg, _ := secureConfig(t, func(c *Config) { c.Username, c.Password = "", "" })
+	r := startReceiver(t, cfg, new(consumertest.LogsSink))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.expect("STARTTLS", "220 2.0.0 Ready to start TLS")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, r.Shutdown(ctx))
+	}()
+	require.NoError(t, c.conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	rest, err := io.ReadAll(c.rd)
+	assert.NoError(t, err, "the connection is closed, not left waiting")
+	assert.Empty(t, string(rest), "nothing in plain text after the 220")
+	<-done
 }

@@ -215,6 +215,13 @@ func (s *session) Data(r io.Reader) error {
 	if s.plain != nil {
 		if body := s.plain.takeBody(); body != nil {
 			r = body // a run at a time, not go-smtp's byte at a time
+			// What is left of a body refused early (too large) is read
+			// here, still under the transfer's clock (data arriving keeps
+			// the connection alive, min_data_rate and data_timeout apply),
+			// before the transfer ends (endData, deferred earlier, runs
+			// after this). An error is met again, and answered, when
+			// go-smtp reads on.
+			defer func() { _ = body.finish() }()
 		}
 	}
 	s.limit = sizeLimitReader{r: r, left: s.r.cfg.MaxMessageBytes}
@@ -396,7 +403,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch strings.ToUpper(mech) {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
+		return plainAuthErrors{sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
 				if s.authFailed(sasl.Plain, "authorization identity differs from the user name") {
 					return errTooManyAuth
@@ -404,11 +411,11 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 				return errAuthzID
 			}
 			return s.authenticate(sasl.Plain, username, password)
-		}), nil
+		})}, nil
 	case sasl.Login:
-		return &loginServer{authenticate: func(username, password string) error {
+		return plainAuthErrors{&loginServer{authenticate: func(username, password string) error {
 			return s.authenticate(sasl.Login, username, password)
-		}}, nil
+		}}}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
