@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer"
@@ -53,6 +54,19 @@ func startReceiver(t *testing.T, cfg *Config, next consumer.Logs) *smtpReceiver 
 		require.NoError(t, r.Shutdown(ctx))
 	})
 	return r
+}
+
+// shutdownInBackground shuts the receiver down while the test goes on
+// talking to it; the channel closes when Shutdown has returned.
+func shutdownInBackground(t *testing.T, r *smtpReceiver) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, r.Shutdown(ctx))
+	}()
+	return done
 }
 
 func (r *smtpReceiver) addr() string { return r.workers[0].ln.Addr().String() }

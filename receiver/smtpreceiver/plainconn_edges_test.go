@@ -2,7 +2,6 @@ package smtpreceiver
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"errors"
 	"strconv"
@@ -324,13 +323,7 @@ func TestShutdownOverEveryTransport(t *testing.T) {
 			idle := tr.connect(t, r, clientTLS)
 			idle.expect("MAIL FROM:<a@example.com>", "250 ")
 
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				assert.NoError(t, r.Shutdown(ctx))
-			}()
+			done := shutdownInBackground(t, r)
 			assert.Equal(t, "421 4.3.2 Service shutting down, try again later", idle.reply())
 			assertNothingMore(t, idle)
 			inData.send(dotTerminated(simpleMessage[20:]))

@@ -3,7 +3,6 @@ package smtpreceiver
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"io"
 	"net"
@@ -302,13 +301,7 @@ func TestShutdownWhileAwaitingTLSHello(t *testing.T) {
 	c := dial(t, r.addr())
 	c.expect("EHLO x", "250")
 	c.expect("STARTTLS", "220 2.0.0 Ready to start TLS")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, r.Shutdown(ctx))
-	}()
+	done := shutdownInBackground(t, r)
 	require.NoError(t, c.conn.SetReadDeadline(time.Now().Add(10*time.Second)))
 	rest, err := io.ReadAll(c.rd)
 	assert.NoError(t, err, "the connection is closed, not left waiting")

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -349,20 +348,13 @@ func TestShutdown(t *testing.T) {
 		c.expect("EHLO x", "250")
 		c.openData()
 		c.send(simpleMessage[:20])
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			assert.NoError(t, r.Shutdown(ctx))
-		}()
+		done := shutdownInBackground(t, r)
 		require.Eventually(t, r.conns.isStopping, 5*time.Second, 10*time.Millisecond)
 		c.send(dotTerminated(simpleMessage[20:]))
 		assert.Equal(t, "250 2.0.0 OK: queued", c.reply())
 		assert.Equal(t, "421 4.3.2 Service shutting down, try again later", c.reply(), "then the session ends")
 		assert.True(t, c.closed())
-		wg.Wait()
+		<-done
 		assert.Len(t, records(sink), 1)
 	})
 	t.Run("shutdown before start", func(t *testing.T) {
