@@ -347,6 +347,9 @@ func (c *plainConn) Write(p []byte) (int, error) {
 	if bytes.HasPrefix(p, []byte("354 ")) {
 		c.bodyReady.Store(true)
 	}
+	if c.tc != nil && bytes.Equal(p, goSMTPTooLarge) {
+		c.tc.w.messageRejected("size")
+	}
 	c.hold(reworded(p))
 	if c.replyStart && c.startTLS != nil && c.tlsConn == nil && bytes.HasPrefix(p, []byte("250-")) {
 		// The first line of a multi-line 250: go-smtp's answer to EHLO.
@@ -395,6 +398,12 @@ func (c *plainConn) flush() error {
 // goSMTPNoTLS is go-smtp's answer to a STARTTLS command (it has no TLS
 // configuration).
 var goSMTPNoTLS = []byte("502 5.5.1 TLS not supported\r\n")
+
+// goSMTPTooLarge is go-smtp's refusal of a message announced (MAIL ...
+// SIZE=) or sent (a BDAT chunk) over the size limit; the session never
+// sees that message, so its refusal is counted here. (A DATA body over
+// the limit is refused, and counted, by the session.)
+var goSMTPTooLarge = []byte("552 5.3.4 Max message size exceeded\r\n")
 
 // rewordings replace go-smtp's reply texts that an operator should not
 // have to explain; each is matched at the start of a reply line.

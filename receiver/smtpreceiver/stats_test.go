@@ -215,3 +215,25 @@ func TestDisconnectMidDataIsNotRecorded(t *testing.T) {
 	}, metricdatatest.IgnoreTimestamp())
 	assert.Empty(t, records(sink))
 }
+
+// A message refused by size before the session sees it (MAIL ... SIZE=
+// over the limit, or a first BDAT chunk over it) is counted as
+// smtp_messages_rejected{reason="size"}, like an over-size DATA body.
+func TestSizeRefusalsAreCounted(t *testing.T) {
+	r, tel, _ := observedReceiver(t, testConfig(func(c *Config) { c.MaxMessageBytes = 1000 }), new(consumertest.LogsSink))
+	c := dial(t, r.addr())
+	c.expect("EHLO x", "250")
+	c.expect("MAIL FROM:<a@example.com> SIZE=1001", "552 5.3.4")
+	c.expect("MAIL FROM:<a@example.com>", "250 ")
+	c.expect("RCPT TO:<b@example.com>", "250 ")
+	c.send("BDAT 1001 LAST\r\n" + strings.Repeat("x", 1001))
+	assert.Equal(t, "552 5.3.4 Max message size exceeded", c.reply())
+	c.expect("RSET", "250 ")
+	c.openData()
+	c.send(dotTerminated(strings.Repeat("y", 1100)))
+	assert.Equal(t, "552 5.3.4 Maximum message size exceeded", c.reply())
+	c.expect("QUIT", "221 ")
+	require.Eventually(t, func() bool {
+		return sumWith(tel, "otelcol_smtp_messages_rejected", attribute.String("reason", "size")) == 3
+	}, 5*time.Second, 10*time.Millisecond, "one per refused message: SIZE=, BDAT, DATA")
+}
