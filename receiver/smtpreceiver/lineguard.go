@@ -72,6 +72,12 @@ const (
 )
 
 const (
+	// maxHeldLine bounds the start of a line plainConn keeps back while it
+	// may still become STARTTLS or RCPT TO:<postmaster> (with the line
+	// limit, if lower). Each new read looks at what is held again, so a
+	// client trickling a long line costs at most this much per byte; a
+	// longer line goes to go-smtp as it is.
+	maxHeldLine = 4 << 10
 	// headBytes is how much of a command line is kept: enough for any
 	// "BDAT <size> LAST" a client sends.
 	headBytes = 64
@@ -148,14 +154,14 @@ func (g *lineGuard) watch(p []byte) lineStop {
 		switch {
 		case starttls && complete:
 			return stopStartTLS
-		case !complete && (starttls && len(line) <= headBytes || isPrefixFold(line, "STARTTLS")):
+		case !complete && (starttls && g.mayHold(line) || isPrefixFold(line, "STARTTLS")):
 			return stopPartial
 		}
 	}
 	switch _, state := postmasterRecipient(line); {
 	case state == pathMatch:
 		return stopPostmaster
-	case state == pathMaybe && !complete && len(line) <= headBytes:
+	case state == pathMaybe && !complete && g.mayHold(line):
 		return stopPartial
 	}
 	return stopNone
@@ -169,6 +175,13 @@ func (g *lineGuard) tooLong(p []byte) bool {
 		n = len(p)
 	}
 	return n > g.maxLine+g.added
+}
+
+// mayHold says whether an incomplete line start may be kept back: it is
+// within maxHeldLine and the line limit (beyond that it is refused as too
+// long, or goes to go-smtp as it is).
+func (g *lineGuard) mayHold(line []byte) bool {
+	return len(line) <= min(maxHeldLine, g.maxLine+g.added)
 }
 
 // replied follows a reply line go-smtp writes (one line per write).

@@ -233,10 +233,17 @@ func FuzzPlainConnSplit(f *testing.F) {
 		"BDAT 20 LAST\r\nRCPT TO:<postmaster>\r\nRCPT TO:<postmaster>\r\n",
 		"STARTT",
 		"RCPT TO:<postm",
+		"RCPT" + strings.Repeat(" ", 70) + "TO:<postmaster>\r\n",
+		"STARTTLS" + strings.Repeat("0", 70) + "\n",
 	} {
 		f.Add([]byte(s), uint8(1), uint8(7))
 	}
 	f.Fuzz(func(t *testing.T, input []byte, a, b uint8) {
+		if len(input) > maxHeldLine {
+			// A line start longer than that is not kept back: it goes to
+			// go-smtp as it is, whose answer this harness does not play.
+			return
+		}
 		wantRead, wantAnswered := plainStream([][]byte{bytes.Clone(input)})
 		// Split in three at a and b (mod the length).
 		i, j := 0, 0
