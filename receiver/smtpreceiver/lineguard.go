@@ -43,13 +43,12 @@ type lineGuard struct {
 	// connection.
 	onTooLong func()
 
-	mode    guardMode
-	line    int    // bytes of the current command line so far
-	head    []byte // its first bytes, to recognise DATA and BDAT
-	chunk   uint64 // BDAT bytes still to come
-	dot     dotState
-	pending []byte // bytes after a DATA line, before go-smtp's answer
-	failed  bool
+	mode   guardMode
+	line   int    // bytes of the current command line so far
+	head   []byte // its first bytes, to recognise DATA and BDAT
+	chunk  uint64 // BDAT bytes still to come
+	dot    dotState
+	failed bool
 	// added is how many bytes of the current line plainConn added (a
 	// postmaster's domain); they do not count against the limit.
 	added int
@@ -81,10 +80,6 @@ const (
 	// headBytes is how much of a command line is kept: enough for any
 	// "BDAT <size> LAST" a client sends.
 	headBytes = 64
-	// maxPending bounds what a client may send after DATA before it has
-	// its answer: go-smtp reads nothing more meanwhile, so this is at most
-	// one read ahead.
-	maxPending = 64 << 10
 )
 
 func newLineGuard(maxLine int) *lineGuard {
@@ -119,11 +114,8 @@ func (g *lineGuard) feed(p []byte) (int, lineStop) {
 	done := 0
 	for done < len(p) && !g.failed {
 		if g.mode == modeCommand && g.line == 0 {
-			if stop := g.watch(p[done:]); stop != stopNone {
+			if stop := g.watch(p[done:], done == 0); stop != stopNone {
 				return done, stop
-			}
-			if done > 0 && g.tooLong(p[done:]) {
-				return done, stopLongLine
 			}
 		}
 		wasCommand := g.mode == modeCommand
@@ -139,15 +131,28 @@ func (g *lineGuard) feed(p []byte) (int, lineStop) {
 }
 
 // watch looks at the start of a command line for what plainConn handles
-// itself. A line it stops at is not followed yet: plainConn feeds what
-// replaces it, or nothing.
-func (g *lineGuard) watch(p []byte) lineStop {
-	if g.unwatched {
-		return stopNone
-	}
+// itself, and, unless the line is the first of p, whether it is over the
+// limit already. A line it stops at is not followed yet: plainConn feeds
+// what replaces it, or nothing.
+func (g *lineGuard) watch(p []byte, first bool) lineStop {
 	line, complete := p, false
 	if i := bytes.IndexByte(p, '\n'); i >= 0 {
 		line, complete = p[:i+1], true
+	}
+	if stop := g.special(line, complete); stop != stopNone {
+		return stop
+	}
+	if !first && len(line) > g.maxLine+g.added {
+		return stopLongLine
+	}
+	return stopNone
+}
+
+// special says whether a line is one plainConn handles (STARTTLS, RCPT
+// TO:<postmaster>) or may still become one.
+func (g *lineGuard) special(line []byte, complete bool) lineStop {
+	if g.unwatched {
+		return stopNone
 	}
 	if g.watchTLS {
 		starttls := hasPrefixFold(line, "STARTTLS")
@@ -165,16 +170,6 @@ func (g *lineGuard) watch(p []byte) lineStop {
 		return stopPartial
 	}
 	return stopNone
-}
-
-// tooLong says whether the command line starting p is over the limit
-// already.
-func (g *lineGuard) tooLong(p []byte) bool {
-	n := bytes.IndexByte(p, '\n') + 1
-	if n == 0 {
-		n = len(p)
-	}
-	return n > g.maxLine+g.added
 }
 
 // mayHold says whether an incomplete line start may be kept back: it is
@@ -235,35 +230,15 @@ func (g *lineGuard) recordReply(p []byte) (start bool) {
 		return false
 	}
 	if bytes.HasPrefix(p, []byte("354 ")) {
-		g.resume(modeData)
+		g.mode, g.dot = modeData, dotLineStart
 		return true
 	}
-	g.resume(modeCommand)
+	g.toCommand()
 	return false
 }
 
-// resume leaves modeDataPending and runs what arrived meanwhile through the
-// mode go-smtp has chosen.
-func (g *lineGuard) resume(m guardMode) {
-	pending := g.pending
-	g.pending = nil
-	if m == modeData {
-		g.mode, g.dot = modeData, dotLineStart
-	} else {
-		g.toCommand()
-	}
-	g.read(pending)
-}
-
 func (g *lineGuard) toCommand() {
-	g.mode, g.line, g.head, g.pending, g.unwatched, g.added = modeCommand, 0, g.head[:0], nil, false, 0
-}
-
-// read follows bytes go-smtp reads, whatever they are.
-func (g *lineGuard) read(p []byte) {
-	for len(p) > 0 && !g.failed {
-		p = g.step(p)
-	}
+	g.mode, g.line, g.head, g.unwatched, g.added = modeCommand, 0, g.head[:0], false, 0
 }
 
 // step follows bytes in the current mode and returns those that belong to
@@ -273,14 +248,12 @@ func (g *lineGuard) step(p []byte) []byte {
 	case modeCommand:
 		return g.commandBytes(p)
 	case modeDataPending:
-		// plainConn holds back what follows a DATA line until go-smtp
-		// has answered it; this is for safety only.
-		if len(g.pending)+len(p) > maxPending {
-			g.failed = true
-			return nil
-		}
-		g.pending = append(g.pending, p...)
-		return nil
+		// Not reached: plainConn holds back what follows a DATA line
+		// until go-smtp has answered it (stopAfterData). Should bytes
+		// come anyway, they are held to the command-line limit, which
+		// is the safe side.
+		g.toCommand()
+		return g.commandBytes(p)
 	case modeData:
 		return g.dataBytes(p)
 	default: // modeChunk
